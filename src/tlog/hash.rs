@@ -204,7 +204,10 @@ pub fn split_stored_hash_index(index: u64) -> (u8, u64) {
     // include `index` is in [index/2, index/2 + log2(index)].
     let mut n = index / 2;
     let mut index_n = stored_hash_index(0, n);
-    assert!(index_n <= index, "tlog: bad math in split_stored_hash_index");
+    assert!(
+        index_n <= index,
+        "tlog: bad math in split_stored_hash_index"
+    );
     loop {
         // Record n contributes 1 + trailing_zeros(n+1) hashes.
         let next = index_n + 1 + u64::from((n + 1).trailing_zeros());
@@ -347,7 +350,10 @@ mod tests {
     #[test]
     fn base64_parsing_rejects_wrong_lengths() {
         assert_eq!(Hash::from_base64(""), Err(HashParseError::Length(0)));
-        assert_eq!(Hash::from_base64("V3JvbmdMZWFm"), Err(HashParseError::Length(9)));
+        assert_eq!(
+            Hash::from_base64("V3JvbmdMZWFm"),
+            Err(HashParseError::Length(9))
+        );
         assert_eq!(Hash::from_base64("!!!"), Err(HashParseError::Base64));
         let h = leaf_hash(b"x");
         assert_eq!(Hash::from_base64(&h.to_base64()), Ok(h));
