@@ -285,7 +285,7 @@ pub(crate) fn sub_tree_index(mut lo: u64, hi: u64, need: &mut Vec<u64>) {
 
 /// Consumes from `hashes` the subtree hashes [`sub_tree_index`] asked for
 /// `[lo, hi)` and folds them into that range's Merkle tree hash.
-pub(crate) fn sub_tree_hash<'a>(mut lo: u64, hi: u64, hashes: &'a [Hash]) -> (Hash, &'a [Hash]) {
+pub(crate) fn sub_tree_hash(mut lo: u64, hi: u64, hashes: &[Hash]) -> (Hash, &[Hash]) {
     let mut count = 0;
     while lo < hi {
         let (k, _) = max_pow2_below(hi - lo + 1);
