@@ -175,3 +175,158 @@ fn parse_size(s: &str) -> Result<u64, CheckpointError> {
     }
     s.parse().map_err(|_| err())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tlog::cosignature;
+    use crate::tlog::hash::empty_tree_hash;
+    use crate::tlog::note::{KeyType, SignerKey};
+    use proptest::prelude::*;
+
+    const ROOT: &str = "CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=";
+
+    fn text(size: &str, root: &str, ext: &str) -> String {
+        format!("example.com/behind-the-sofa\n{size}\n{root}\n{ext}")
+    }
+
+    #[test]
+    fn spec_example_round_trips() {
+        let t = text("20852163", ROOT, "");
+        let cp = Checkpoint::parse(&t).unwrap();
+        assert_eq!(cp.origin, "example.com/behind-the-sofa");
+        assert_eq!(cp.size, 20852163);
+        assert_eq!(cp.root.to_base64(), ROOT);
+        assert!(cp.extensions.is_empty());
+        assert_eq!(cp.to_text(), t);
+        assert_eq!(cp.to_string(), t);
+    }
+
+    #[test]
+    fn extensions_round_trip() {
+        let t = text("1", ROOT, "ext one\n— ext two\n");
+        let cp = Checkpoint::parse(&t).unwrap();
+        assert_eq!(cp.extensions, vec!["ext one", "— ext two"]);
+        assert_eq!(cp.to_text(), t);
+    }
+
+    #[test]
+    fn size_bounds() {
+        let empty = empty_tree_hash().to_base64();
+        assert_eq!(Checkpoint::parse(&text("0", &empty, "")).unwrap().size, 0);
+        let max = u64::MAX.to_string();
+        assert_eq!(
+            Checkpoint::parse(&text(&max, ROOT, "")).unwrap().size,
+            u64::MAX
+        );
+        for bad in [
+            "",
+            "00",
+            "01",
+            "+1",
+            "-1",
+            " 1",
+            "1 ",
+            "1.0",
+            "0x1",
+            "18446744073709551616",
+            "١",
+        ] {
+            assert_eq!(
+                Checkpoint::parse(&text(bad, ROOT, "")),
+                Err(CheckpointError::Size(bad.to_owned())),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_checkpoints_are_rejected() {
+        use CheckpointError as E;
+        let cases: Vec<(String, CheckpointError)> = vec![
+            (text("1", ROOT, "").trim_end().to_owned(), E::MissingNewline),
+            (String::new(), E::MissingNewline),
+            ("\n".into(), E::TooFewLines(1)),
+            ("origin\n1\n".into(), E::TooFewLines(2)),
+            (format!("\n1\n{ROOT}\n"), E::EmptyOrigin),
+            (text("1", "AAAA", ""), E::Root(HashParseError::Length(3))),
+            (
+                text("1", "not base64!", ""),
+                E::Root(HashParseError::Base64),
+            ),
+            (text("1", &ROOT[..43], ""), E::Root(HashParseError::Base64)),
+            (text("1", "", ""), E::Root(HashParseError::Length(0))),
+            (text("1", ROOT, "\n"), E::EmptyExtension(1)),
+            (text("1", ROOT, "a\n\nb\n"), E::EmptyExtension(2)),
+            (
+                text("1", ROOT, "a\r\n"),
+                E::ControlCharacter {
+                    byte: b'\r',
+                    offset: 76,
+                },
+            ),
+        ];
+        for (t, want) in cases {
+            assert_eq!(Checkpoint::parse(&t), Err(want), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn non_canonical_root_base64_is_rejected() {
+        // Same 32 bytes, but the last character's unused low bits are set.
+        let noncanonical = ROOT.replace("q2I=", "q2J=");
+        assert!(Checkpoint::parse(&text("1", &noncanonical, "")).is_err());
+    }
+
+    #[test]
+    fn open_requires_the_log_signature() {
+        let log = SignerKey::from_seed("example.com/behind-the-sofa", KeyType::Ed25519, &[1; 32])
+            .unwrap();
+        let other = SignerKey::from_seed("example.com/other", KeyType::Ed25519, &[2; 32]).unwrap();
+        let w = SignerKey::from_seed("w.example", KeyType::CosignatureV1, &[3; 32]).unwrap();
+        let t = text("5", ROOT, "");
+
+        let mut note = Note::sign(&t, &[&log]).unwrap();
+        cosignature::cosign(&mut note, &w, 99).unwrap();
+        let opened = Checkpoint::open(&note.to_bytes(), &log.verifier(), &[w.verifier()]).unwrap();
+        assert_eq!(opened.checkpoint, Checkpoint::parse(&t).unwrap());
+        assert_eq!(opened.verified.len(), 2);
+        assert_eq!(opened.verified[1].timestamp, Some(99));
+        assert_eq!(opened.note, note);
+
+        // Signed only by a witness the caller knows: not good enough.
+        let mut witness_only = Note::sign(&t, &[&other]).unwrap();
+        cosignature::cosign(&mut witness_only, &w, 99).unwrap();
+        assert_eq!(
+            Checkpoint::open(&witness_only.to_bytes(), &log.verifier(), &[w.verifier()]),
+            Err(CheckpointError::NotSignedByLog(log.verifier().to_string()))
+        );
+        assert!(matches!(
+            Checkpoint::open(&witness_only.to_bytes(), &log.verifier(), &[]),
+            Err(CheckpointError::Note(NoteError::NoKnownSignature))
+        ));
+
+        // A validly signed note whose text is not a checkpoint.
+        let not_cp = Note::sign("hello\n", &[&log]).unwrap();
+        assert_eq!(
+            Checkpoint::open(&not_cp.to_bytes(), &log.verifier(), &[]),
+            Err(CheckpointError::TooFewLines(1))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,20}\n[0-9+-]{0,22}\n[A-Za-z0-9+/=]{0,48}\n(\\PC{0,10}\n){0,3}") {
+            if let Ok(cp) = Checkpoint::parse(&s) {
+                prop_assert_eq!(cp.to_text(), s);
+            }
+        }
+
+        #[test]
+        fn round_trips(origin in "[!-~]{1,30}", size in any::<u64>(), root in any::<[u8; 32]>(),
+                       extensions in proptest::collection::vec("[ -~]{1,20}", 0..3)) {
+            let cp = Checkpoint { origin, size, root: Hash(root), extensions };
+            prop_assert_eq!(Checkpoint::parse(&cp.to_text()), Ok(cp));
+        }
+    }
+}

@@ -146,3 +146,146 @@ pub(crate) fn verify_bytes(
         .map_err(|_| CosignatureError::BadSignature)?;
     Ok(timestamp)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHECKPOINT: &str =
+        "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
+
+    fn witness() -> SignerKey {
+        SignerKey::from_seed("witness.example.com/w1", KeyType::CosignatureV1, &[4; 32]).unwrap()
+    }
+
+    #[test]
+    fn signed_message_matches_the_spec_example() {
+        let want = "cosignature/v1\ntime 1679315147\nexample.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
+        assert_eq!(signed_message(1679315147, CHECKPOINT), want.as_bytes());
+        assert!(signed_message(0, CHECKPOINT).starts_with(b"cosignature/v1\ntime 0\n"));
+    }
+
+    #[test]
+    fn sign_then_verify_returns_the_timestamp() {
+        let w = witness();
+        for ts in [0, 1, 1_764_236_400, MAX_TIMESTAMP] {
+            let sig = sign(&w, CHECKPOINT, ts).unwrap();
+            assert_eq!(sig.name(), w.name());
+            assert_eq!(sig.key_id(), w.key_id());
+            assert_eq!(sig.signature().len(), 72);
+            assert_eq!(&sig.signature()[..8], &ts.to_be_bytes());
+            assert_eq!(verify(&w.verifier(), CHECKPOINT, &sig), Ok(ts));
+        }
+    }
+
+    #[test]
+    fn signature_is_over_the_cosignature_message() {
+        let w = witness();
+        let sig = sign(&w, CHECKPOINT, 5).unwrap();
+        let ed = ed25519_dalek::Signature::from_slice(&sig.signature()[8..]).unwrap();
+        let vk = w.verifier();
+        assert!(
+            vk.public_key()
+                .verify_strict(&signed_message(5, CHECKPOINT), &ed)
+                .is_ok()
+        );
+        assert!(
+            vk.public_key()
+                .verify_strict(CHECKPOINT.as_bytes(), &ed)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn tampering_fails() {
+        let w = witness();
+        let sig = sign(&w, CHECKPOINT, 1000).unwrap();
+        let other = CHECKPOINT.replace("20852163", "20852164");
+        assert_eq!(
+            verify(&w.verifier(), &other, &sig),
+            Err(CosignatureError::Note(NoteError::InvalidSignature {
+                name: w.name().into(),
+                key_id: w.key_id(),
+                reason: CosignatureError::BadSignature.to_string(),
+            }))
+        );
+        let mut bytes = sig.signature().to_vec();
+        bytes[7] ^= 1; // another timestamp
+        let forged = NoteSignature::new(sig.name(), sig.key_id(), bytes).unwrap();
+        assert!(verify(&w.verifier(), CHECKPOINT, &forged).is_err());
+    }
+
+    #[test]
+    fn raw_checks() {
+        let w = witness().verifier();
+        let pk = w.public_key();
+        assert_eq!(
+            verify_bytes(pk, CHECKPOINT, &[0; 71]),
+            Err(CosignatureError::Length(71))
+        );
+        assert_eq!(
+            verify_bytes(pk, CHECKPOINT, &[0; 73]),
+            Err(CosignatureError::Length(73))
+        );
+        let mut big = [0u8; 72];
+        big[0] = 0x80;
+        assert_eq!(
+            verify_bytes(pk, CHECKPOINT, &big),
+            Err(CosignatureError::TimestampTooLarge(1 << 63))
+        );
+        assert_eq!(
+            verify_bytes(pk, CHECKPOINT, &[0; 72]),
+            Err(CosignatureError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn signing_refuses_bad_input() {
+        let w = witness();
+        assert_eq!(
+            sign(&w, CHECKPOINT, MAX_TIMESTAMP + 1),
+            Err(CosignatureError::TimestampTooLarge(MAX_TIMESTAMP + 1))
+        );
+        assert!(matches!(
+            sign(&w, "hello\n", 1),
+            Err(CosignatureError::NotACheckpoint(_))
+        ));
+        let log = SignerKey::from_seed("example.com/behind-the-sofa", KeyType::Ed25519, &[1; 32])
+            .unwrap();
+        assert!(matches!(
+            sign(&log, CHECKPOINT, 1),
+            Err(CosignatureError::WrongKeyType { .. })
+        ));
+        let sig = log.sign(CHECKPOINT).unwrap();
+        assert!(matches!(
+            verify(&log.verifier(), CHECKPOINT, &sig),
+            Err(CosignatureError::WrongKeyType { .. })
+        ));
+        // A cosignature from another witness is another key's.
+        let w2 = SignerKey::from_seed("witness.example.com/w2", KeyType::CosignatureV1, &[5; 32])
+            .unwrap();
+        let sig2 = sign(&w2, CHECKPOINT, 1).unwrap();
+        assert!(matches!(
+            verify(&w.verifier(), CHECKPOINT, &sig2),
+            Err(CosignatureError::Note(NoteError::KeyMismatch { .. }))
+        ));
+    }
+
+    #[test]
+    fn cosign_appends_to_the_note() {
+        let log = SignerKey::from_seed("example.com/behind-the-sofa", KeyType::Ed25519, &[1; 32])
+            .unwrap();
+        let w = witness();
+        let mut note = Note::sign(CHECKPOINT, &[&log]).unwrap();
+        cosign(&mut note, &w, 42).unwrap();
+        assert_eq!(note.signatures().len(), 2);
+        let s = note.to_string();
+        assert!(s.starts_with(CHECKPOINT));
+        assert!(s.ends_with(&note.signatures()[1].to_line()));
+        let verified = Note::parse(s.as_bytes())
+            .unwrap()
+            .verify(&[w.verifier()])
+            .unwrap();
+        assert_eq!(verified[0].timestamp, Some(42));
+    }
+}

@@ -888,3 +888,548 @@ impl fmt::Display for Note {
             .try_for_each(|s| f.write_str(&s.to_line()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const TEXT: &str = "example.com/log\n7\nbm90IGEgcmVhbCByb290IGhhc2ggYnV0IDMyIGJ5dGU=\n";
+
+    fn key(name: &str, key_type: KeyType, seed: u8) -> SignerKey {
+        SignerKey::from_seed(name, key_type, &[seed; 32]).unwrap()
+    }
+
+    fn signed(text: &str, keys: &[&SignerKey]) -> String {
+        Note::sign(text, keys).unwrap().to_string()
+    }
+
+    #[test]
+    fn key_names() {
+        assert!(is_valid_key_name("example.com/log"));
+        assert!(is_valid_key_name("é"));
+        for bad in ["", "a b", "a+b", "a\tb", "a\u{a0}b", "a\u{2003}b", "a\nb"] {
+            assert!(!is_valid_key_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn vkey_round_trips_for_every_type() {
+        for kt in [KeyType::Ed25519, KeyType::CosignatureV1] {
+            let vkey = key("example.com/k", kt, 3).verifier();
+            let s = vkey.to_string();
+            let parsed = VerifierKey::parse(&s).unwrap();
+            assert_eq!(parsed, vkey);
+            assert_eq!(parsed.to_string(), s);
+            assert_eq!(parsed.key_type(), kt);
+            assert_eq!(s.parse::<VerifierKey>().unwrap(), vkey);
+        }
+    }
+
+    #[test]
+    fn key_id_depends_on_type() {
+        let a = key("n", KeyType::Ed25519, 1).verifier();
+        let b = key("n", KeyType::CosignatureV1, 1).verifier();
+        assert_eq!(a.public_key(), b.public_key());
+        assert_ne!(a.key_id(), b.key_id());
+    }
+
+    #[test]
+    fn vkey_id_mismatch_is_rejected() {
+        let vkey = key("example.com/k", KeyType::Ed25519, 3).verifier();
+        let wrong = vkey.key_id() ^ 1;
+        let b64 = vkey.to_string().rsplit_once('+').unwrap().1.to_owned();
+        let s = format!("example.com/k+{wrong:08x}+{b64}");
+        assert_eq!(
+            VerifierKey::parse(&s),
+            Err(KeyError::KeyIdMismatch {
+                stated: wrong,
+                derived: vkey.key_id()
+            })
+        );
+        // Same key material under another name: the ID no longer matches.
+        let s = format!("example.com/other+{:08x}+{b64}", vkey.key_id());
+        assert!(matches!(
+            VerifierKey::parse(&s),
+            Err(KeyError::KeyIdMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_vkeys_are_rejected() {
+        let good = "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k";
+        assert!(VerifierKey::parse(good).is_ok());
+        let cases: &[(&str, KeyError)] = &[
+            ("", KeyError::VerifierFormat),
+            ("example.com/foo", KeyError::VerifierFormat),
+            ("example.com/foo+530d903a", KeyError::VerifierFormat),
+            (
+                "+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k",
+                KeyError::InvalidName(String::new()),
+            ),
+            (
+                "a b+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k",
+                KeyError::InvalidName("a b".into()),
+            ),
+            (
+                "example.com/foo+530D903A+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k",
+                KeyError::KeyIdHex("530D903A".into()),
+            ),
+            (
+                "example.com/foo+530d903+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k",
+                KeyError::KeyIdHex("530d903".into()),
+            ),
+            ("example.com/foo+530d903a+!!!!", KeyError::Base64),
+            // Missing padding is not standard base64.
+            (
+                "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2",
+                KeyError::Base64,
+            ),
+            ("example.com/foo+530d903a+", KeyError::Empty),
+            ("example.com/foo+530d903a+AQID", KeyError::Length(2)),
+            (
+                "example.com/foo+530d903a+AukyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k",
+                KeyError::UnsupportedType(2),
+            ),
+        ];
+        for (s, want) in cases {
+            assert_eq!(VerifierKey::parse(s).as_ref(), Err(want), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn private_key_round_trips_for_every_type() {
+        for kt in [KeyType::Ed25519, KeyType::CosignatureV1] {
+            let k = SignerKey::generate("example.com/gen", kt).unwrap();
+            let s = k.to_private_string();
+            assert!(s.starts_with("PRIVATE+KEY+example.com/gen+"));
+            let parsed = SignerKey::parse(&s).unwrap();
+            assert_eq!(parsed.to_private_string(), s);
+            assert_eq!(parsed.verifier(), k.verifier());
+            assert_eq!(parsed.key_type(), kt);
+            assert_eq!(parsed.key_id(), k.verifier().key_id());
+            assert!(!format!("{k:?}").contains(s.rsplit_once('+').unwrap().1));
+        }
+        let a = SignerKey::generate("n", KeyType::Ed25519).unwrap();
+        let b = SignerKey::generate("n", KeyType::Ed25519).unwrap();
+        assert_ne!(a.verifier(), b.verifier(), "seeds are random");
+    }
+
+    #[test]
+    fn generated_vkey_verifies_what_the_key_signs() {
+        let k = SignerKey::generate("example.com/gen", KeyType::Ed25519).unwrap();
+        let vkey = VerifierKey::parse(&k.verifier().to_string()).unwrap();
+        let note = Note::parse(signed(TEXT, &[&k]).as_bytes()).unwrap();
+        let verified = note.verify(std::slice::from_ref(&vkey)).unwrap();
+        assert_eq!(
+            verified,
+            vec![VerifiedSignature {
+                key: vkey,
+                timestamp: None
+            }]
+        );
+    }
+
+    #[test]
+    fn malformed_private_keys_are_rejected() {
+        let k = key("example.com/k", KeyType::Ed25519, 9);
+        let s = k.to_private_string();
+        assert_eq!(
+            SignerKey::parse(&s["PRIVATE+".len()..]).err(),
+            Some(KeyError::PrivateFormat)
+        );
+        assert_eq!(
+            SignerKey::parse("PRIVATE+KEY+x").err(),
+            Some(KeyError::PrivateFormat)
+        );
+        // The vkey is not a private key.
+        assert_eq!(
+            SignerKey::parse(&k.verifier().to_string()).err(),
+            Some(KeyError::PrivateFormat)
+        );
+        let wrong = s.replace(
+            &format!("{:08x}", k.key_id()),
+            &format!("{:08x}", k.key_id() ^ 0x100),
+        );
+        assert!(matches!(
+            SignerKey::parse(&wrong),
+            Err(KeyError::KeyIdMismatch { .. })
+        ));
+        let short = format!("PRIVATE+KEY+example.com/k+{:08x}+AQID", k.key_id());
+        assert_eq!(SignerKey::parse(&short).err(), Some(KeyError::Length(2)));
+    }
+
+    #[test]
+    fn note_round_trips_byte_identical() {
+        let a = key("a.example/1", KeyType::Ed25519, 1);
+        let b = key("b.example/2", KeyType::Ed25519, 2);
+        for text in [
+            TEXT,
+            "\n",
+            "one\n\ntwo\n\n",
+            "— looks like a signature line\n",
+        ] {
+            let s = signed(text, &[&a, &b]);
+            let note = Note::parse(s.as_bytes()).unwrap();
+            assert_eq!(note.text(), text);
+            assert_eq!(note.signatures().len(), 2);
+            assert_eq!(note.to_string(), s);
+            assert_eq!(note.to_bytes(), s.as_bytes());
+            assert_eq!(note.verify(&[a.verifier(), b.verifier()]).unwrap().len(), 2);
+        }
+    }
+
+    /// Flips every bit of `good[range]` in turn; each must fail to parse or verify with `known`.
+    fn assert_flips_rejected(good: &[u8], range: std::ops::Range<usize>, known: &[VerifierKey]) {
+        assert!(Note::parse(good).unwrap().verify(known).is_ok());
+        for i in range.start * 8..range.end * 8 {
+            let mut bad = good.to_vec();
+            bad[i / 8] ^= 1 << (i % 8);
+            let result = Note::parse(&bad).and_then(|n| n.verify(known));
+            assert!(result.is_err(), "flipping bit {i} was accepted");
+        }
+    }
+
+    #[test]
+    fn every_bit_flip_is_rejected() {
+        let log = key("log.example/a", KeyType::Ed25519, 1);
+        let witness = key("witness.example/w", KeyType::CosignatureV1, 2);
+        let mut note = Note::sign(TEXT, &[&log]).unwrap();
+        cosignature::cosign(&mut note, &witness, 1_700_000_000).unwrap();
+        let good = note.to_bytes();
+        let both = [log.verifier(), witness.verifier()];
+        // The text and the separating empty line: every known signature breaks.
+        let text_end = TEXT.len() + 1;
+        assert_flips_rejected(&good, 0..text_end, &both);
+        // Each signature line: a flip breaks it, or (in the name or ID) makes it
+        // an unknown key's, which leaves no known signature.
+        let log_end = text_end + note.signatures()[0].to_line().len();
+        assert_flips_rejected(&good, text_end..log_end, &[log.verifier()]);
+        assert_flips_rejected(&good, log_end..good.len(), &[witness.verifier()]);
+    }
+
+    #[test]
+    fn unknown_keys_are_ignored() {
+        let a = key("a.example/1", KeyType::Ed25519, 1);
+        let b = key("b.example/2", KeyType::Ed25519, 2);
+        let note = Note::parse(signed(TEXT, &[&b, &a]).as_bytes()).unwrap();
+        let verified = note.verify(&[a.verifier()]).unwrap();
+        assert_eq!(verified.len(), 1);
+        assert_eq!(verified[0].key, a.verifier());
+        assert_eq!(
+            note.verify(&[key("c", KeyType::Ed25519, 3).verifier()]),
+            Err(NoteError::NoKnownSignature)
+        );
+        assert_eq!(note.verify(&[]), Err(NoteError::NoKnownSignature));
+    }
+
+    #[test]
+    fn same_name_or_id_alone_is_an_unknown_key() {
+        let a = key("a.example/1", KeyType::Ed25519, 1);
+        let sig = a.sign(TEXT).unwrap();
+        // Same name, other ID; same ID, other name: both must be ignored, not fail.
+        let other_id = NoteSignature::new("a.example/1", sig.key_id() ^ 1, vec![0; 64]).unwrap();
+        let other_name = NoteSignature::new("a.example/2", sig.key_id(), vec![0; 64]).unwrap();
+        let note = Note::new(TEXT, vec![other_id, other_name, sig]).unwrap();
+        let note = Note::parse(&note.to_bytes()).unwrap();
+        assert_eq!(note.verify(&[a.verifier()]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_failing_known_key_rejects_the_note() {
+        let a = key("a.example/1", KeyType::Ed25519, 1);
+        let b = key("b.example/2", KeyType::Ed25519, 2);
+        let good_b = b.sign(TEXT).unwrap();
+        let mut bad_sig = good_b.signature().to_vec();
+        bad_sig[10] ^= 1;
+        let bad_b = NoteSignature::new(b.name(), b.key_id(), bad_sig).unwrap();
+        let note = Note::new(TEXT, vec![a.sign(TEXT).unwrap(), bad_b]).unwrap();
+        assert!(note.verify(&[a.verifier()]).is_ok(), "b is unknown here");
+        let err = note.verify(&[a.verifier(), b.verifier()]).unwrap_err();
+        assert!(
+            matches!(err, NoteError::InvalidSignature { ref name, .. } if name == "b.example/2"),
+            "{err}"
+        );
+        // Wrong length from a known key also rejects.
+        let short = NoteSignature::new(b.name(), b.key_id(), vec![1; 63]).unwrap();
+        let note = Note::new(TEXT, vec![a.sign(TEXT).unwrap(), short]).unwrap();
+        assert!(matches!(
+            note.verify(&[a.verifier(), b.verifier()]),
+            Err(NoteError::InvalidSignature { .. })
+        ));
+    }
+
+    #[test]
+    fn a_known_key_is_reported_once() {
+        let a = key("a.example/1", KeyType::Ed25519, 1);
+        let sig = a.sign(TEXT).unwrap();
+        let note = Note::new(TEXT, vec![sig.clone(), sig]).unwrap();
+        assert_eq!(note.verify(&[a.verifier(), a.verifier()]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn colliding_known_keys_are_ambiguous() {
+        // Two known keys with the same name and ID cannot normally be built;
+        // forge one by hand to check the guard.
+        let a = key("a.example/1", KeyType::Ed25519, 1);
+        let mut evil = key("a.example/1", KeyType::Ed25519, 2).verifier();
+        evil.id = a.key_id();
+        let note = Note::sign(TEXT, &[&a]).unwrap();
+        assert!(matches!(
+            note.verify(&[a.verifier(), evil]),
+            Err(NoteError::AmbiguousKey { .. })
+        ));
+    }
+
+    #[test]
+    fn sixteen_and_more_signatures_verify() {
+        let keys: Vec<SignerKey> = (0..MAX_SIGNATURES as u8)
+            .map(|i| key(&format!("w{i}.example"), KeyType::Ed25519, i))
+            .collect();
+        let refs: Vec<&SignerKey> = keys.iter().collect();
+        for n in [16, 17, MAX_SIGNATURES] {
+            let note = Note::parse(signed(TEXT, &refs[..n]).as_bytes()).unwrap();
+            let vkeys: Vec<VerifierKey> = keys.iter().map(SignerKey::verifier).collect();
+            assert_eq!(note.verify(&vkeys).unwrap().len(), n);
+        }
+    }
+
+    #[test]
+    fn too_many_signatures_are_rejected() {
+        let a = key("a.example/1", KeyType::Ed25519, 1);
+        let line = a.sign(TEXT).unwrap().to_line();
+        let s = format!("{TEXT}\n{}", line.repeat(MAX_SIGNATURES + 1));
+        assert_eq!(
+            Note::parse(s.as_bytes()),
+            Err(NoteError::TooManySignatures {
+                count: MAX_SIGNATURES + 1,
+                max: MAX_SIGNATURES
+            })
+        );
+        let mut note =
+            Note::parse(format!("{TEXT}\n{}", line.repeat(MAX_SIGNATURES)).as_bytes()).unwrap();
+        assert!(matches!(
+            note.add_signature(a.sign(TEXT).unwrap()),
+            Err(NoteError::TooManySignatures { .. })
+        ));
+    }
+
+    #[test]
+    fn oversized_notes_are_rejected() {
+        let big = vec![b'a'; MAX_NOTE_SIZE + 1];
+        assert!(matches!(Note::parse(&big), Err(NoteError::TooLarge { .. })));
+        let text = format!("{}\n", "a".repeat(MAX_NOTE_SIZE));
+        let a = key("a.example/1", KeyType::Ed25519, 1);
+        assert!(matches!(
+            Note::sign(&text, &[&a]),
+            Err(NoteError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_notes_are_rejected() {
+        let a = key("a.example/1", KeyType::Ed25519, 1);
+        let good = signed(TEXT, &[&a]);
+        let (_, b64) = good.trim_end().rsplit_once(' ').unwrap();
+        let cases: Vec<(Vec<u8>, NoteError)> = vec![
+            (
+                good.replace('\u{2014}', "-").into_bytes(),
+                NoteError::MalformedSignature {
+                    line: 1,
+                    reason: "does not start with an em dash (U+2014) and a space",
+                },
+            ),
+            (
+                good.replace(&format!(" {b64}"), b64).into_bytes(),
+                NoteError::MalformedSignature {
+                    line: 1,
+                    reason: "no space between the key name and the signature",
+                },
+            ),
+            (
+                good.replace(b64, "not*base64").into_bytes(),
+                NoteError::MalformedSignature {
+                    line: 1,
+                    reason: "signature is not valid standard base64",
+                },
+            ),
+            (
+                good.replace(b64, "").into_bytes(),
+                NoteError::MalformedSignature {
+                    line: 1,
+                    reason: "signature is shorter than a 4-byte key ID and 1 byte",
+                },
+            ),
+            (
+                good.replace(b64, "AAAAAA==").into_bytes(),
+                NoteError::MalformedSignature {
+                    line: 1,
+                    reason: "signature is shorter than a 4-byte key ID and 1 byte",
+                },
+            ),
+            (
+                good.replace(b64, &b64[..b64.len() - 1]).into_bytes(),
+                NoteError::MalformedSignature {
+                    line: 1,
+                    reason: "signature is not valid standard base64",
+                },
+            ),
+            (
+                good.replace("a.example/1", "a+example").into_bytes(),
+                NoteError::InvalidKeyName {
+                    line: 1,
+                    name: "a+example".into(),
+                },
+            ),
+            (
+                good.trim_end().as_bytes().to_vec(),
+                NoteError::MissingTrailingNewline,
+            ),
+            (format!("{good}\n").into_bytes(), NoteError::NoSignatures),
+            (format!("{TEXT}\n").into_bytes(), NoteError::NoSignatures),
+            (TEXT.as_bytes().to_vec(), NoteError::MissingSeparator),
+            (
+                good.replacen('\n', "\n\n", 1)
+                    .replace("\n\n\u{2014}", "\n\u{2014}")
+                    .into_bytes(),
+                NoteError::MalformedSignature {
+                    line: 1,
+                    reason: "does not start with an em dash (U+2014) and a space",
+                },
+            ),
+            (
+                good.replacen("example.com", "exa\rmple.com", 1)
+                    .into_bytes(),
+                NoteError::ControlCharacter {
+                    byte: b'\r',
+                    offset: 3,
+                },
+            ),
+            (
+                good.replacen("example.com", "exa\tmple.com", 1)
+                    .into_bytes(),
+                NoteError::ControlCharacter {
+                    byte: b'\t',
+                    offset: 3,
+                },
+            ),
+            ([&[0xff][..], good.as_bytes()].concat(), NoteError::NotUtf8),
+            (Vec::new(), NoteError::MissingSeparator),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(
+                Note::parse(&bytes),
+                Err(want),
+                "{:?}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn a_signature_line_needs_key_id_and_signature() {
+        // Exactly 5 bytes (ID and one byte) parses; the key then fails to verify it.
+        let a = key("a.example/1", KeyType::Ed25519, 1);
+        let sig = NoteSignature::new(a.name(), a.key_id(), vec![7]).unwrap();
+        let note = Note::parse(&Note::new(TEXT, vec![sig]).unwrap().to_bytes()).unwrap();
+        assert!(matches!(
+            note.verify(&[a.verifier()]),
+            Err(NoteError::InvalidSignature { .. })
+        ));
+        assert!(NoteSignature::new(a.name(), 1, Vec::new()).is_err());
+        assert!(NoteSignature::new("bad name", 1, vec![1]).is_err());
+    }
+
+    #[test]
+    fn signing_checks_text_and_key_type() {
+        let a = key("a.example/1", KeyType::Ed25519, 1);
+        let w = key("w.example/1", KeyType::CosignatureV1, 1);
+        assert_eq!(Note::sign(TEXT, &[]), Err(NoteError::NoSigners));
+        assert_eq!(
+            Note::sign("no newline", &[&a]),
+            Err(NoteError::TextMissingNewline)
+        );
+        assert!(matches!(
+            Note::sign("bell\u{7}\n", &[&a]),
+            Err(NoteError::ControlCharacter { .. })
+        ));
+        assert!(matches!(
+            Note::sign(TEXT, &[&w]),
+            Err(NoteError::WrongKeyType { .. })
+        ));
+        assert!(matches!(
+            Note::new("x", vec![]),
+            Err(NoteError::TextMissingNewline)
+        ));
+    }
+
+    #[test]
+    fn verify_signature_checks_the_key() {
+        let a = key("a.example/1", KeyType::Ed25519, 1);
+        let b = key("b.example/1", KeyType::Ed25519, 2);
+        let sig = a.sign(TEXT).unwrap();
+        assert_eq!(a.verifier().verify_signature(TEXT, &sig), Ok(None));
+        assert!(matches!(
+            b.verifier().verify_signature(TEXT, &sig),
+            Err(NoteError::KeyMismatch { .. })
+        ));
+        assert!(matches!(
+            a.verifier().verify_signature("other\n", &sig),
+            Err(NoteError::InvalidSignature { .. })
+        ));
+    }
+
+    #[test]
+    fn cosigner_keys_verify_cosignatures_in_notes() {
+        let log = key("log.example/a", KeyType::Ed25519, 1);
+        let w = key("witness.example/w", KeyType::CosignatureV1, 2);
+        let mut note = Note::sign(TEXT, &[&log]).unwrap();
+        cosignature::cosign(&mut note, &w, 1234).unwrap();
+        let note = Note::parse(&note.to_bytes()).unwrap();
+        let verified = note.verify(&[log.verifier(), w.verifier()]).unwrap();
+        assert_eq!(
+            verified[1],
+            VerifiedSignature {
+                key: w.verifier(),
+                timestamp: Some(1234)
+            }
+        );
+        // A plain Ed25519 key with the cosigner's seed and name has another ID: ignored.
+        let plain = key("witness.example/w", KeyType::Ed25519, 2);
+        assert_eq!(
+            note.verify(&[plain.verifier()]),
+            Err(NoteError::NoKnownSignature)
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Note::parse(&bytes);
+        }
+
+        #[test]
+        fn parsed_notes_serialise_back(s in "[a-z\n ]{0,40}\n\n(\u{2014} [a-z.]{1,8} [A-Za-z0-9+/]{8,16}={0,2}\n){1,4}") {
+            if let Ok(note) = Note::parse(s.as_bytes()) {
+                prop_assert_eq!(note.to_string(), s);
+            }
+        }
+
+        #[test]
+        fn key_parsers_never_panic(s in "\\PC{0,80}") {
+            let _ = VerifierKey::parse(&s);
+            let _ = SignerKey::parse(&s);
+            let _ = VerifierKey::parse(&format!("a+{s}"));
+            let _ = SignerKey::parse(&format!("PRIVATE+KEY+a+00000000+{s}"));
+        }
+
+        #[test]
+        fn signed_notes_verify(text in "[ -~\n]{0,200}\n", seed in any::<[u8; 32]>()) {
+            let k = SignerKey::from_seed("p.example", KeyType::Ed25519, &seed).unwrap();
+            let note = Note::sign(&text, &[&k]).unwrap();
+            let parsed = Note::parse(&note.to_bytes()).unwrap();
+            prop_assert_eq!(parsed.text(), text.as_str());
+            prop_assert!(parsed.verify(&[k.verifier()]).is_ok());
+        }
+    }
+}
