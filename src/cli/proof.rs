@@ -1,0 +1,147 @@
+//! `modeltrail proof ...` and `modeltrail tlog-proof ...`: offline proof checks.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+
+use super::read_input;
+use crate::tlog::Hash;
+use crate::tlog::policy::Policy;
+use crate::tlog::proof::{verify_consistency, verify_inclusion};
+use crate::tlog::tlog_proof::TlogProof;
+
+#[derive(Subcommand)]
+pub(super) enum ProofCommand {
+    /// Check that a leaf hash is at an index of a tree with a given root.
+    VerifyInclusion(InclusionArgs),
+    /// Check that an older tree is a prefix of a newer one.
+    VerifyConsistency(ConsistencyArgs),
+}
+
+#[derive(Args)]
+pub(super) struct InclusionArgs {
+    /// The leaf hash, SHA-256(0x00 || entry), standard base64.
+    #[arg(long, value_parser = parse_hash)]
+    leaf_hash: Hash,
+    /// The leaf's zero-based index.
+    #[arg(long)]
+    index: u64,
+    /// The tree size.
+    #[arg(long)]
+    size: u64,
+    /// The tree's root hash, standard base64.
+    #[arg(long, value_parser = parse_hash)]
+    root: Hash,
+    /// The proof: one base64 hash per line, leaf's sibling first (`-` for stdin).
+    #[arg(long)]
+    proof: PathBuf,
+}
+
+#[derive(Args)]
+pub(super) struct ConsistencyArgs {
+    /// The older tree size.
+    #[arg(long)]
+    old_size: u64,
+    /// The newer tree size.
+    #[arg(long)]
+    new_size: u64,
+    /// The older tree's root hash, standard base64.
+    #[arg(long, value_parser = parse_hash)]
+    old_root: Hash,
+    /// The newer tree's root hash, standard base64.
+    #[arg(long, value_parser = parse_hash)]
+    new_root: Hash,
+    /// The proof: one base64 hash per line (`-` for stdin).
+    #[arg(long)]
+    proof: PathBuf,
+}
+
+impl ProofCommand {
+    pub(super) fn run(self) -> anyhow::Result<()> {
+        match self {
+            ProofCommand::VerifyInclusion(a) => {
+                let proof = read_proof_file(&a.proof)?;
+                verify_inclusion(&a.leaf_hash, a.index, a.size, &proof, &a.root)
+                    .context("inclusion proof rejected")?;
+                println!(
+                    "OK: leaf {} is at index {} of the tree of size {} with root {}",
+                    a.leaf_hash, a.index, a.size, a.root
+                );
+            }
+            ProofCommand::VerifyConsistency(a) => {
+                let proof = read_proof_file(&a.proof)?;
+                verify_consistency(a.old_size, a.new_size, &a.old_root, &a.new_root, &proof)
+                    .context("consistency proof rejected")?;
+                println!(
+                    "OK: the tree of size {} (root {}) is a prefix of the tree of size {} (root {})",
+                    a.old_size, a.old_root, a.new_size, a.new_root
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Subcommand)]
+pub(super) enum TlogProofCommand {
+    /// Check a tlog-proof offline: checkpoint signatures and witness quorum
+    /// under a tlog-policy, then the entry's inclusion.
+    Verify(TlogProofVerifyArgs),
+}
+
+#[derive(Args)]
+pub(super) struct TlogProofVerifyArgs {
+    /// The tlog-proof file (`-` for stdin).
+    file: PathBuf,
+    /// The entry the proof is for, exactly as logged.
+    #[arg(long)]
+    leaf: PathBuf,
+    /// The c2sp tlog-policy file naming the trusted log and witnesses.
+    #[arg(long)]
+    policy: PathBuf,
+}
+
+impl TlogProofCommand {
+    pub(super) fn run(self) -> anyhow::Result<()> {
+        let TlogProofCommand::Verify(a) = self;
+        let policy = Policy::parse(&read_input(&a.policy)?)
+            .with_context(|| format!("policy {}", a.policy.display()))?;
+        let proof = TlogProof::parse(&read_input(&a.file)?)
+            .with_context(|| format!("tlog-proof {}", a.file.display()))?;
+        let entry = read_input(&a.leaf)?;
+        let checkpoint = proof
+            .verify(&entry, &policy)
+            .context("tlog-proof rejected")?;
+        println!(
+            "OK: entry {} is in {} at size {} (root {})",
+            proof.index, checkpoint.origin, checkpoint.size, checkpoint.root
+        );
+        Ok(())
+    }
+}
+
+/// Parses a base64 hash argument for clap.
+fn parse_hash(text: &str) -> Result<Hash, String> {
+    Hash::from_base64(text).map_err(|e| e.to_string())
+}
+
+/// Reads a proof file: one standard-base64 hash per line, as in tlog-proof.
+/// An empty file is an empty proof; any other empty line is an error.
+fn read_proof_file(path: &PathBuf) -> anyhow::Result<Vec<Hash>> {
+    let data = read_input(path)?;
+    let text = std::str::from_utf8(&data)
+        .with_context(|| format!("proof file {} is not UTF-8 text", path.display()))?;
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut proof = Vec::new();
+    for (i, line) in body.split('\n').enumerate() {
+        match Hash::from_base64(line) {
+            Ok(h) => proof.push(h),
+            Err(e) => bail!("proof file {} line {}: {e}", path.display(), i + 1),
+        }
+    }
+    Ok(proof)
+}
