@@ -18,7 +18,7 @@
 use std::fmt;
 
 use super::hash::{Hash, HashParseError};
-use super::note::{Note, NoteError, VerifiedSignature, VerifierKey};
+use super::note::{Note, NoteError, SignerKey, VerifiedSignature, VerifierKey};
 
 /// Why a text is not a checkpoint, or a signed checkpoint does not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +52,9 @@ pub enum CheckpointError {
     /// The signed note does not parse or verify.
     #[error("signed checkpoint: {0}")]
     Note(#[from] NoteError),
+    /// The fields do not serialise to a checkpoint that parses back to them.
+    #[error("checkpoint fields contain line breaks and cannot be written as a checkpoint")]
+    Fields,
     /// The note verified, but not with the log's key.
     #[error("checkpoint is not signed by the log key {0}")]
     NotSignedByLog(String),
@@ -126,6 +129,19 @@ impl Checkpoint {
             s.push('\n');
         }
         s
+    }
+
+    /// Checks the fields (by parsing [`Checkpoint::to_text`] back) and signs
+    /// the checkpoint with the log's Ed25519 key. Its name should equal the
+    /// origin (tlog-checkpoint §Signatures).
+    pub fn sign(&self, log_key: &SignerKey) -> Result<Note, CheckpointError> {
+        let text = self.to_text();
+        if Checkpoint::parse(&text)? != *self {
+            // Only reachable through fields that hide line breaks, e.g. an
+            // extension containing '\n'; parse then splits differently.
+            return Err(CheckpointError::Fields);
+        }
+        Ok(Note::sign(&text, &[log_key])?)
     }
 
     /// Parses the text of an already verified note.
@@ -312,6 +328,25 @@ mod tests {
             Checkpoint::open(&not_cp.to_bytes(), &log.verifier(), &[]),
             Err(CheckpointError::TooFewLines(1))
         );
+    }
+
+    #[test]
+    fn sign_checks_fields() {
+        let log = SignerKey::from_seed("example.com/log", KeyType::Ed25519, &[1; 32]).unwrap();
+        let mut cp = Checkpoint::parse(&text("3", ROOT, "ext\n")).unwrap();
+        let note = cp.sign(&log).unwrap();
+        let opened = Checkpoint::open(&note.to_bytes(), &log.verifier(), &[]).unwrap();
+        assert_eq!(opened.checkpoint, cp);
+        cp.extensions.push("a\nb".into());
+        assert_eq!(cp.sign(&log), Err(CheckpointError::Fields));
+        cp.extensions = vec![String::new()];
+        assert_eq!(cp.sign(&log), Err(CheckpointError::EmptyExtension(1)));
+        cp.extensions.clear();
+        cp.origin = "a\u{1}".into();
+        assert!(matches!(
+            cp.sign(&log),
+            Err(CheckpointError::ControlCharacter { .. })
+        ));
     }
 
     proptest! {

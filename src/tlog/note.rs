@@ -328,7 +328,8 @@ fn split_key_string(s: &str, format_err: KeyError) -> Result<(&str, u32, &str), 
 
 /// A public key that verifies note signatures, parsed from or written as a
 /// vkey string `<name>+<hex8 key ID>+<base64(type || public key)>`.
-#[derive(Clone, PartialEq, Eq)]
+/// Hashable, so policies can collect distinct keys in sets.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct VerifierKey {
     name: String,
     key_type: KeyType,
@@ -761,9 +762,14 @@ impl Note {
         })
     }
 
-    /// Builds a note from a text and signatures, checking the text and the limits.
+    /// Builds a note from a text and at least one signature, checking the
+    /// text and the limits, so that every `Note` serialises to a note that
+    /// [`Note::parse`] accepts.
     pub fn new(text: &str, signatures: Vec<NoteSignature>) -> Result<Note, NoteError> {
         check_text(text)?;
+        if signatures.is_empty() {
+            return Err(NoteError::NoSignatures);
+        }
         let note = Note {
             text: text.to_owned(),
             signatures: Vec::new(),
@@ -938,7 +944,7 @@ mod tests {
     fn vkey_id_mismatch_is_rejected() {
         let vkey = key("example.com/k", KeyType::Ed25519, 3).verifier();
         let wrong = vkey.key_id() ^ 1;
-        let b64 = vkey.to_string().rsplit_once('+').unwrap().1.to_owned();
+        let b64 = vkey.to_string().splitn(3, '+').nth(2).unwrap().to_owned();
         let s = format!("example.com/k+{wrong:08x}+{b64}");
         assert_eq!(
             VerifierKey::parse(&s),
@@ -1008,7 +1014,7 @@ mod tests {
             assert_eq!(parsed.verifier(), k.verifier());
             assert_eq!(parsed.key_type(), kt);
             assert_eq!(parsed.key_id(), k.verifier().key_id());
-            assert!(!format!("{k:?}").contains(s.rsplit_once('+').unwrap().1));
+            assert!(!format!("{k:?}").contains(s.splitn(5, '+').nth(4).unwrap()));
         }
         let a = SignerKey::generate("n", KeyType::Ed25519).unwrap();
         let b = SignerKey::generate("n", KeyType::Ed25519).unwrap();
@@ -1361,6 +1367,7 @@ mod tests {
             Note::new("x", vec![]),
             Err(NoteError::TextMissingNewline)
         ));
+        assert_eq!(Note::new(TEXT, vec![]), Err(NoteError::NoSignatures));
     }
 
     #[test]
