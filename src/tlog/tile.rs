@@ -718,9 +718,11 @@ impl Plan {
 
 /// Read access to raw tile data, typically from a tile server or a cache.
 pub trait TileReader {
-    /// Returns the data of each tile, in order: exactly `tiles.len()` items,
-    /// each supposedly `width × 32` bytes. The data may come from an
-    /// untrusted source; [`TileHashReader`] checks it.
+    /// Returns the data of each (hash) tile, in order: exactly `tiles.len()`
+    /// items, each supposedly `width × 32` bytes. The data may come from an
+    /// untrusted source; [`TileHashReader`] checks it. A partial tile's data
+    /// is the prefix of the full tile's, so a reader whose partial tile is
+    /// gone may answer with the first `width × 32` bytes of the full tile.
     fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, ReadError>;
 
     /// Called with tiles [`read_tiles`](TileReader::read_tiles) returned once
@@ -747,7 +749,14 @@ impl<R: TileReader + ?Sized> TileReader for &R {
 /// hold the tree hash's subtree hashes, checks that they fold to the root,
 /// then checks every other tile against the hash its parent tile holds for
 /// it, before extracting any requested hash. A wrong tile is an error
-/// ([`TileError::RootMismatch`], [`TileError::ParentMismatch`]).
+/// ([`TileError::RootMismatch`], [`TileError::ParentMismatch`]). It only
+/// asks for tiles the trusted tree publishes, as the spec requires of
+/// clients, with the widths of that tree ([`Tile::in_tree`]).
+///
+/// Unlike Go's `tileHashReader`, which starts the parent checks at
+/// `len(stx)` (the number of root *hashes*), this checks every tile after
+/// the root *tiles*: root hashes often share a tile, and a tile planned in
+/// that gap would otherwise go unchecked.
 #[derive(Debug, Clone)]
 pub struct TileHashReader<R> {
     tree_size: u64,
