@@ -25,14 +25,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest, Sha256};
 
-/// Size in bytes of a [`Hash`].
+/// Size in bytes of a [`struct@Hash`].
 pub const HASH_SIZE: usize = 32;
 
 /// A SHA-256 Merkle tree hash: a leaf hash, an interior node hash or a root.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Hash(pub [u8; HASH_SIZE]);
 
-/// Why a string or byte slice is not a [`Hash`].
+/// Why a string or byte slice is not a [`struct@Hash`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HashParseError {
     /// The text is not standard (padded) base64.
