@@ -106,11 +106,13 @@ pub fn leaf_hash(data: &[u8]) -> Hash {
 
 /// The hash of an interior node: `SHA-256(0x01 || left || right)`.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    let mut h = Sha256::new();
-    h.update([0x01]);
-    h.update(left.0);
-    h.update(right.0);
-    Hash(h.finalize().into())
+    // One contiguous buffer and one digest call: measurably faster than
+    // three `update`s on this hot path (every proof step is a node hash).
+    let mut input = [0u8; 1 + 2 * HASH_SIZE];
+    input[0] = 0x01;
+    input[1..1 + HASH_SIZE].copy_from_slice(&left.0);
+    input[1 + HASH_SIZE..].copy_from_slice(&right.0);
+    Hash(Sha256::digest(input).into())
 }
 
 /// A failure to read stored hashes: the storage's own error, kept opaque so
