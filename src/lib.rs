@@ -6,10 +6,19 @@
 //! auditors can verify inclusion and consistency offline and witnesses can
 //! refuse a rewritten history.
 //!
-//! [`tlog`] is the pure core: Merkle math, proofs and the C2SP formats. It
-//! has no I/O runtime and builds with `--no-default-features`.
+//! [`tlog`] is the pure core: Merkle math, proofs and the C2SP formats;
+//! [`entry`] the signed governance entries. Both have no I/O runtime and
+//! build with `--no-default-features`. The log server (`store`, `log`,
+//! `server`) needs the `server` feature.
 
+pub mod entry;
 pub mod tlog;
 
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "server")]
+pub mod log;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "server")]
+pub mod store;

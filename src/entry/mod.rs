@@ -1,0 +1,1 @@
+//! Signed entries (to be written).

@@ -1,0 +1,1 @@
+//! The sequencer (to be written).
