@@ -1,0 +1,206 @@
+//! The log's configuration file (`<data>/config.toml`) and the data
+//! directory layout.
+//!
+//! ```text
+//! <data>/config.toml      this file; edit and restart to change settings
+//! <data>/keys/log.key     the log's checkpoint signing key (mode 0600)
+//! <data>/keys/admin.key   the initial policy's admin key (mode 0600)
+//! <data>/tiles/           the tlog-tiles tree: the source of truth, servable statically
+//! <data>/index/           the sled index: derived, rebuilt from tiles/ when missing or bad
+//! ```
+//!
+//! Precedence: command-line flags, then `MODELTRAIL_*` environment variables
+//! (handled by the CLI), then this file, then the defaults below.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The default listen address: loopback only, so a first start exposes nothing.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7480";
+
+/// Everything `modeltrail serve` reads from `config.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The checkpoint origin line, e.g. `log.example.com/modeltrail`.
+    pub origin: String,
+    /// Where the HTTP server listens.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Batching and pushback.
+    #[serde(default)]
+    pub sequencer: SequencerConfig,
+    /// HTTP limits.
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// How the sequencer batches submissions.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SequencerConfig {
+    /// Most entries integrated in one batch (one checkpoint).
+    pub max_batch_entries: usize,
+    /// Longest a batch waits for more entries after its first, in milliseconds.
+    /// While a batch is being written, new submissions queue up anyway, so
+    /// under load batches grow by themselves (group commit).
+    pub max_batch_age_ms: u64,
+    /// Submissions waiting for the sequencer beyond which `POST /add`
+    /// answers 503 with `Retry-After` instead of queueing.
+    pub queue_capacity: usize,
+    /// Full tiles kept in memory for serving proofs.
+    pub tile_cache_tiles: usize,
+}
+
+impl Default for SequencerConfig {
+    fn default() -> Self {
+        SequencerConfig {
+            max_batch_entries: 4096,
+            max_batch_age_ms: 2,
+            queue_capacity: 65_536,
+            tile_cache_tiles: 4096,
+        }
+    }
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes (a batch of entries).
+    pub max_body_bytes: usize,
+    /// Most entries in one `POST /v1/entries` batch.
+    pub max_batch_entries: usize,
+    /// Longest a request may take, in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_body_bytes: 16 << 20,
+            max_batch_entries: 4096,
+            request_timeout_ms: 30_000,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN.parse().expect("the default listen address parses")
+}
+
+/// Why the configuration could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for [`Config`].
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, from the TOML parser.
+        message: String,
+    },
+}
+
+impl Config {
+    /// A configuration with every default and the given origin.
+    pub fn new(origin: &str) -> Config {
+        Config {
+            origin: origin.to_owned(),
+            listen: default_listen(),
+            sequencer: SequencerConfig::default(),
+            http: HttpConfig::default(),
+        }
+    }
+
+    /// Reads `<data>/config.toml`, or `None` if the data directory has none
+    /// (it is not initialised).
+    pub fn load(data: &Path) -> Result<Option<Config>, ConfigError> {
+        let path = DataDir(data).config();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(ConfigError::Io { path, source }),
+        };
+        toml::from_str(&text)
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid {
+                path,
+                message: e.to_string(),
+            })
+    }
+
+    /// The file's text, with a header explaining it.
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string_pretty(self).expect("a Config always serialises");
+        format!(
+            "# modeltrail log configuration. Edit and restart `modeltrail serve`.\n\
+             # Flags and MODELTRAIL_* environment variables override these values.\n\n{body}"
+        )
+    }
+}
+
+/// Paths inside a data directory.
+#[derive(Debug, Clone, Copy)]
+pub struct DataDir<'a>(pub &'a Path);
+
+impl DataDir<'_> {
+    /// `config.toml`.
+    pub fn config(&self) -> PathBuf {
+        self.0.join("config.toml")
+    }
+    /// The key directory.
+    pub fn keys(&self) -> PathBuf {
+        self.0.join("keys")
+    }
+    /// The log's checkpoint signing key.
+    pub fn log_key(&self) -> PathBuf {
+        self.keys().join("log.key")
+    }
+    /// The initial admin key.
+    pub fn admin_key(&self) -> PathBuf {
+        self.keys().join("admin.key")
+    }
+    /// The tlog-tiles tree.
+    pub fn tiles(&self) -> PathBuf {
+        self.0.join("tiles")
+    }
+    /// The sled index.
+    pub fn index(&self) -> PathBuf {
+        self.0.join("index")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_toml() {
+        let config = Config::new("log.example/test");
+        let parsed: Config = toml::from_str(&config.to_toml()).unwrap();
+        assert_eq!(parsed, config);
+    }
+
+    #[test]
+    fn a_minimal_file_gets_the_defaults() {
+        let parsed: Config = toml::from_str("origin = \"a/b\"\n").unwrap();
+        assert_eq!(parsed, Config::new("a/b"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<Config>("origin = \"a\"\nlisten_addr = \"x\"\n").is_err());
+        assert!(toml::from_str::<Config>("origin = \"a\"\n[sequencer]\nbatch = 1\n").is_err());
+    }
+}
