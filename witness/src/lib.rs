@@ -15,4 +15,10 @@
 //! new state atomically with the old-size check (tlog-witness §add-checkpoint).
 
 pub mod request;
+pub mod verdict;
+
 pub use request::{AddCheckpointRequest, MAX_PROOF_LINES, MAX_REQUEST_SIZE, RequestError};
+pub use verdict::{
+    Cosigned, Decision, Evidence, EvidenceKind, KnownLog, Refusal, SIZE_CONTENT_TYPE, TreeHead,
+    add_checkpoint,
+};
