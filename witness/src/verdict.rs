@@ -7,7 +7,7 @@
 //! [`add_checkpoint`] applies the spec's rules in the spec's order; the first
 //! that fails decides the answer:
 //!
-//! 1. (malformed body: [`RequestError`](crate::RequestError), 400 — refused
+//! 1. (malformed body: [`RequestError`], 400 — refused
 //!    by the parser before this function runs; see [`Refusal::Malformed`]);
 //! 2. the checkpoint origin is not a known log: 404;
 //! 3. no signature verifies under one of the log's keys, or a signature by
@@ -72,7 +72,9 @@ pub struct Cosigned {
     /// The cosignature/v1 signature line on the checkpoint.
     pub signature: NoteSignature,
     /// The new latest cosigned checkpoint (equal to the stored one when the
-    /// request repeats it); persist it before answering.
+    /// request repeats it). Persist it before answering, and only if the
+    /// stored size is still the request's old size (tlog-witness: check and
+    /// update atomically, or a racing request can roll the log back).
     pub new_state: TreeHead,
 }
 
