@@ -5,9 +5,20 @@
 //! written and made durable first ([`TileStore::put`] then
 //! [`TileStore::sync`]); only then is the checkpoint that commits to them
 //! atomically replaced ([`TileStore::replace_checkpoint`]). Whatever lies
-//! beyond the checkpoint after a crash is ignored and overwritten.
+//! beyond the checkpoint after a crash is ignored and overwritten. See
+//! [`fs`] for the filesystem backend and its crash analysis, and [`writer`]
+//! for the append path and proof reads.
 
 use std::io;
+use std::sync::Arc;
+
+pub mod fs;
+pub mod writer;
+
+pub use fs::{FsStats, FsTileStore};
+pub use writer::{
+    StoreHashReader, StoreTileReader, TileCache, TreeError, TreeWriter, read_bundle, read_entry,
+};
 
 /// Where the log keeps its tiles, entry bundles and checkpoint, addressed by
 /// their tlog-tiles paths (`checkpoint`, `tile/0/x001/234`, `tile/entries/000.p/5`).
@@ -28,5 +39,25 @@ pub trait TileStore: Send + Sync + 'static {
     /// The current checkpoint, or `None` before the first.
     fn checkpoint(&self) -> io::Result<Option<Vec<u8>>> {
         self.get("checkpoint")
+    }
+}
+
+/// A shared store is a store: the sequencer's [`writer::TreeWriter`] and the
+/// server's readers can hold the same one.
+impl<S: TileStore + ?Sized> TileStore for Arc<S> {
+    fn get(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
+        (**self).get(path)
+    }
+    fn put(&self, path: &str, data: &[u8]) -> io::Result<()> {
+        (**self).put(path, data)
+    }
+    fn sync(&self) -> io::Result<()> {
+        (**self).sync()
+    }
+    fn replace_checkpoint(&self, data: &[u8]) -> io::Result<()> {
+        (**self).replace_checkpoint(data)
+    }
+    fn checkpoint(&self) -> io::Result<Option<Vec<u8>>> {
+        (**self).checkpoint()
     }
 }
