@@ -6,6 +6,10 @@
 
 mod keys;
 mod proof;
+#[cfg(feature = "server")]
+mod serve;
+
+pub(crate) use keys::write_private_key;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -35,6 +39,15 @@ enum Command {
     /// Verify c2sp.org/tlog-proof files offline.
     #[command(name = "tlog-proof", subcommand)]
     TlogProof(proof::TlogProofCommand),
+    /// Run the log server (initialises the data directory on first start).
+    #[cfg(feature = "server")]
+    Serve(serve::ServeArgs),
+    /// Initialise a data directory: keys, the initial policy, config.toml.
+    #[cfg(feature = "server")]
+    Init(serve::InitArgs),
+    /// Rebuild the index of a stopped log from its tiles.
+    #[cfg(feature = "server")]
+    Reindex(serve::ReindexArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -45,6 +58,12 @@ pub fn main() -> ExitCode {
         Command::Note(cmd) => cmd.run(),
         Command::Keygen(args) => args.run(),
         Command::TlogProof(cmd) => cmd.run(),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => args.run(),
+        #[cfg(feature = "server")]
+        Command::Init(args) => args.run(),
+        #[cfg(feature = "server")]
+        Command::Reindex(args) => args.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

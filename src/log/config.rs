@@ -88,7 +88,9 @@ impl Default for HttpConfig {
 }
 
 fn default_listen() -> SocketAddr {
-    DEFAULT_LISTEN.parse().expect("the default listen address parses")
+    DEFAULT_LISTEN
+        .parse()
+        .expect("the default listen address parses")
 }
 
 /// Why the configuration could not be read or written.

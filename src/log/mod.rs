@@ -1,1 +1,327 @@
-//! The sequencer (to be written).
+//! The running log: its shared state, start-up (initialisation and recovery
+//! from the checkpoint alone), the sequencer and the policy rules.
+//!
+//! Start-up reads the checkpoint, verifies it with the log key, reopens the
+//! tree writer from the right edge of the tiles (no replay), and brings the
+//! derived index up to the checkpoint. Work and memory at start-up do not
+//! grow with the log, except for the index catching up on what it missed.
+
+pub mod config;
+pub mod metrics;
+pub mod rules;
+pub mod sequencer;
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::mpsc;
+
+use crate::entry::PolicyBody;
+use crate::entry::{ArtefactId, Kind, SignedEntry};
+use crate::store::TileStore;
+use crate::store::fs::FsTileStore;
+use crate::store::index::Index;
+use crate::store::writer::{StoreHashReader, TileCache, TreeWriter, read_entry};
+use crate::tlog::Hash;
+use crate::tlog::checkpoint::Checkpoint;
+use crate::tlog::note::{KeyType, Note, SignerKey, VerifierKey};
+
+use config::{Config, DataDir};
+use metrics::Metrics;
+use sequencer::Submission;
+
+/// A published checkpoint: what readers see.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The tree size.
+    pub size: u64,
+    /// The root hash.
+    pub root: Hash,
+    /// The signed checkpoint note, as served at `/checkpoint`.
+    pub note: Vec<u8>,
+}
+
+/// Why the log could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory has no configuration: run `modeltrail init`.
+    #[error(
+        "{0} is not an initialised data directory (no config.toml); run `modeltrail init --data {0}`"
+    )]
+    NotInitialised(String),
+    /// Anything else, with what was being done.
+    #[error("{0}")]
+    Other(String),
+}
+
+fn other(context: &str) -> impl Fn(&dyn std::fmt::Display) -> StartError + '_ {
+    move |e| StartError::Other(format!("{context}: {e}"))
+}
+
+/// The state shared by the HTTP handlers and the sequencer.
+pub struct Log {
+    /// The checkpoint origin.
+    pub origin: String,
+    /// The log's public key.
+    pub vkey: VerifierKey,
+    /// The tiles: the source of truth.
+    pub store: Arc<FsTileStore>,
+    /// The derived index.
+    pub index: Index,
+    /// Metrics for `/metrics`.
+    pub metrics: Metrics,
+    /// Full hash tiles kept in memory for proofs.
+    tile_cache: TileCache,
+    published: RwLock<Arc<Published>>,
+    policy: RwLock<Arc<PolicyBody>>,
+}
+
+impl Log {
+    /// The latest published checkpoint.
+    pub fn published(&self) -> Arc<Published> {
+        self.published.read().expect("lock poisoned").clone()
+    }
+
+    /// Makes `published` the checkpoint readers see.
+    pub fn publish(&self, published: Published) {
+        self.metrics
+            .tree_size
+            .store(published.size, std::sync::atomic::Ordering::Relaxed);
+        self.metrics
+            .checkpoints
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        *self.published.write().expect("lock poisoned") = Arc::new(published);
+    }
+
+    /// The policy in force for new submissions.
+    pub fn policy(&self) -> Arc<PolicyBody> {
+        self.policy.read().expect("lock poisoned").clone()
+    }
+
+    /// Makes `policy` the one new submissions are checked against.
+    pub fn set_policy(&self, policy: Arc<PolicyBody>) {
+        *self.policy.write().expect("lock poisoned") = policy;
+    }
+
+    /// Reads the stored hashes of the tree of `size` (a published size), for proofs.
+    pub fn hash_reader(&self, size: u64) -> StoreHashReader<'_, FsTileStore> {
+        StoreHashReader::new(&*self.store, size).with_cache(&self.tile_cache)
+    }
+
+    /// The entry at `index` of the published tree.
+    pub fn entry(&self, index: u64) -> Option<Vec<u8>> {
+        let size = self.published().size;
+        if index >= size {
+            return None;
+        }
+        read_entry(&*self.store, index, size).ok()
+    }
+
+    /// The index of the logged entry with this ID, checked against the entry
+    /// bytes it points to (the index is never trusted on its own).
+    pub fn logged_index(&self, id: &ArtefactId, bytes: &[u8]) -> Option<u64> {
+        let index = self.index.lookup_id(id).ok()??;
+        let logged = self.entry(index)?;
+        (logged == bytes).then_some(index)
+    }
+
+    /// The logged entry with this ID and its index, checked.
+    pub fn artefact(&self, id: &ArtefactId) -> Option<(u64, Vec<u8>)> {
+        let index = self.index.lookup_id(id).ok()??;
+        let bytes = self.entry(index)?;
+        (ArtefactId::of(&bytes) == *id).then_some((index, bytes))
+    }
+}
+
+/// A log opened from its data directory, ready to serve.
+pub struct Opened {
+    /// The shared state.
+    pub log: Arc<Log>,
+    /// The configuration read.
+    pub config: Config,
+    /// The tree writer positioned at the checkpoint.
+    pub writer: TreeWriter<Arc<FsTileStore>>,
+    /// The log's signing key.
+    pub key: Arc<SignerKey>,
+}
+
+/// What `init` created.
+pub struct Initialised {
+    /// The log's public key.
+    pub log_vkey: VerifierKey,
+    /// The admin's public key.
+    pub admin_vkey: VerifierKey,
+    /// The origin.
+    pub origin: String,
+}
+
+/// Initialises `data`: keys (mode 0600), the initial policy as leaf 0 and its
+/// checkpoint, then `config.toml` last, so a directory with a config is
+/// always complete.
+pub fn init(data: &Path, origin: &str) -> Result<Initialised, StartError> {
+    let dirs = DataDir(data);
+    if dirs.config().exists() {
+        return Err(StartError::Other(format!(
+            "{} is already initialised",
+            data.display()
+        )));
+    }
+    create_private_dir(&dirs.keys())?;
+    let log_key =
+        SignerKey::generate(origin, KeyType::Ed25519).map_err(|e| other("log key")(&e))?;
+    let admin_name = format!("{}/admin", origin.split('/').next().unwrap_or(origin));
+    let admin_key =
+        SignerKey::generate(&admin_name, KeyType::Ed25519).map_err(|e| other("admin key")(&e))?;
+    write_key(&dirs.log_key(), &log_key)?;
+    write_key(&dirs.admin_key(), &admin_key)?;
+
+    let policy =
+        PolicyBody::initial(&admin_key.verifier()).map_err(|e| other("initial policy")(&e))?;
+    let entry = SignedEntry::sign(Kind::Policy, policy.to_value(), &admin_key)
+        .map_err(|e| other("signing the initial policy")(&e))?;
+    let store = Arc::new(FsTileStore::new(dirs.tiles()).map_err(|e| other("tiles")(&e))?);
+    let mut writer = TreeWriter::open(store.clone(), 0, crate::tlog::empty_tree_hash())
+        .map_err(|e| other("tiles")(&e))?;
+    let (size, root) = writer
+        .append(&[entry.bytes().to_vec()])
+        .map_err(|e| other("writing the initial policy")(&e))?;
+    let checkpoint = Checkpoint {
+        origin: origin.to_owned(),
+        size,
+        root,
+        extensions: Vec::new(),
+    };
+    let note =
+        Note::sign(&checkpoint.to_text(), &[&log_key]).map_err(|e| other("checkpoint")(&e))?;
+    store
+        .replace_checkpoint(&note.to_bytes())
+        .map_err(|e| other("checkpoint")(&e))?;
+    write_synced(&dirs.config(), Config::new(origin).to_toml().as_bytes())?;
+    Ok(Initialised {
+        log_vkey: log_key.verifier(),
+        admin_vkey: admin_key.verifier(),
+        origin: origin.to_owned(),
+    })
+}
+
+/// Opens an initialised data directory: verifies the checkpoint, reopens the
+/// writer at it and brings the index up to date.
+pub fn open(data: &Path, config: Config) -> Result<Opened, StartError> {
+    let dirs = DataDir(data);
+    let key_text =
+        std::fs::read_to_string(dirs.log_key()).map_err(|e| other("reading keys/log.key")(&e))?;
+    let key = SignerKey::parse(key_text.trim_end()).map_err(|e| other("keys/log.key")(&e))?;
+    let vkey = key.verifier();
+    let store = Arc::new(FsTileStore::new(dirs.tiles()).map_err(|e| other("tiles")(&e))?);
+    let note = store
+        .checkpoint()
+        .map_err(|e| other("reading the checkpoint")(&e))?
+        .ok_or_else(|| StartError::Other("tiles/checkpoint is missing".into()))?;
+    let checkpoint = Checkpoint::open(&note, &vkey, &[])
+        .map_err(|e| other("the checkpoint does not verify with keys/log.key")(&e))?
+        .checkpoint;
+    if checkpoint.origin != config.origin {
+        return Err(StartError::Other(format!(
+            "the checkpoint's origin {:?} is not the configured origin {:?}",
+            checkpoint.origin, config.origin
+        )));
+    }
+    let writer = TreeWriter::open(store.clone(), checkpoint.size, checkpoint.root)
+        .map_err(|e| other("the tiles do not match the checkpoint")(&e))?;
+    let index = Index::open_for_log(&dirs.index(), &*store, checkpoint.size)
+        .map_err(|e| other("index")(&e))?;
+    let policy = current_policy(&index, &*store, checkpoint.size)?;
+    let log = Arc::new(Log {
+        origin: checkpoint.origin.clone(),
+        vkey,
+        store,
+        index,
+        metrics: Metrics::default(),
+        tile_cache: TileCache::new(config.sequencer.tile_cache_tiles),
+        published: RwLock::new(Arc::new(Published {
+            size: checkpoint.size,
+            root: checkpoint.root,
+            note,
+        })),
+        policy: RwLock::new(Arc::new(policy)),
+    });
+    log.metrics
+        .tree_size
+        .store(checkpoint.size, std::sync::atomic::Ordering::Relaxed);
+    Ok(Opened {
+        log,
+        config,
+        writer,
+        key: Arc::new(key),
+    })
+}
+
+/// Reads and parses the policy entry the index names as current.
+fn current_policy(
+    index: &Index,
+    store: &dyn TileStore,
+    size: u64,
+) -> Result<PolicyBody, StartError> {
+    let at = index
+        .current_policy()
+        .map_err(|e| other("index")(&e))?
+        .ok_or_else(|| StartError::Other("the log has no policy entry".into()))?;
+    let bytes = read_entry(store, at, size).map_err(|e| other("reading the policy entry")(&e))?;
+    let entry = SignedEntry::parse(&bytes).map_err(|e| other("the policy entry")(&e))?;
+    PolicyBody::parse(entry.body()).map_err(|e| other("the policy entry")(&e))
+}
+
+/// Starts the sequencer task and returns the queue handlers submit to.
+pub fn start_sequencer(
+    opened: Opened,
+) -> (
+    Arc<Log>,
+    Config,
+    mpsc::Sender<Submission>,
+    tokio::task::JoinHandle<()>,
+) {
+    let Opened {
+        log,
+        config,
+        writer,
+        key,
+    } = opened;
+    let (tx, rx) = mpsc::channel(config.sequencer.queue_capacity.max(1));
+    let rules = Box::new(rules::PolicyRules::new(log.policy()));
+    let limits = sequencer::BatchLimits {
+        max_entries: config.sequencer.max_batch_entries.max(1),
+        max_age: std::time::Duration::from_millis(config.sequencer.max_batch_age_ms),
+    };
+    let task = tokio::spawn(sequencer::run(log.clone(), rx, writer, rules, key, limits));
+    (log, config, tx, task)
+}
+
+fn create_private_dir(path: &Path) -> Result<(), StartError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(path)
+        .map_err(|e| StartError::Other(format!("creating {}: {e}", path.display())))
+}
+
+fn write_key(path: &Path, key: &SignerKey) -> Result<(), StartError> {
+    crate::cli::write_private_key(path, &key.to_private_string())
+        .map_err(|e| StartError::Other(format!("{e:#}")))
+}
+
+/// Writes a whole file and syncs it (and its directory).
+fn write_synced(path: &Path, data: &[u8]) -> Result<(), StartError> {
+    use std::io::Write as _;
+    let fail = |e: std::io::Error| StartError::Other(format!("writing {}: {e}", path.display()));
+    let mut file = std::fs::File::create(path).map_err(fail)?;
+    file.write_all(data).map_err(fail)?;
+    file.sync_all().map_err(fail)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(fail)?;
+    }
+    Ok(())
+}

@@ -1,1 +1,171 @@
-//! HTTP routes (to be written).
+//! The log's HTTP API (axum).
+//!
+//! - c2sp.org/tlog-tiles reads at the root: `GET /checkpoint`,
+//!   `GET /tile/<L>/<N>[.p/<W>]`, `GET /tile/entries/<N>[.p/<W>]`. Only tiles
+//!   within the published tree are served (never one written for a batch
+//!   whose checkpoint is not yet durable); they are immutable and cached as
+//!   such, the checkpoint for two seconds.
+//! - `POST /add`: one signed entry; answers its leaf index in decimal once the
+//!   checkpoint containing it is durable.
+//! - JSON under `/v1/`: batches, entries, proofs, tlog-proofs, artefacts.
+//! - `GET /metrics` (Prometheus), `GET /healthz`.
+//!
+//! Errors are `{"error":{"code":"…","message":"…"}}` with the status of
+//! their class: 400 bad encoding, 401/403 unknown or unauthorised signer,
+//! 409 chain conflict, 413 too large, 422 invalid content, 503 pushback.
+
+mod api;
+mod error;
+mod tiles;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tokio::sync::{mpsc, oneshot};
+use tower_http::timeout::TimeoutLayer;
+
+use crate::entry::SignedEntry;
+use crate::log::Log;
+use crate::log::config::Config;
+use crate::log::sequencer::{Accepted, Submission};
+pub use error::ApiError;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The log.
+    pub log: Arc<Log>,
+    /// The sequencer's queue.
+    pub queue: mpsc::Sender<Submission>,
+    /// Most entries in one `POST /v1/entries`.
+    pub max_batch_entries: usize,
+}
+
+/// The whole HTTP API.
+pub fn router(state: AppState, config: &Config) -> Router {
+    Router::new()
+        .route("/checkpoint", get(tiles::checkpoint))
+        .route("/tile/{*path}", get(tiles::tile))
+        .route("/add", post(api::add))
+        .route("/v1/entries", post(api::add_batch))
+        .route("/v1/entries/{index}", get(api::entry))
+        .route("/v1/proof/inclusion", get(api::inclusion_proof))
+        .route("/v1/proof/consistency", get(api::consistency_proof))
+        .route("/v1/tlog-proof/{index}", get(api::tlog_proof))
+        .route("/v1/artefacts/{id}", get(api::artefact))
+        .route("/metrics", get(api::metrics))
+        .route("/healthz", get(api::healthz))
+        .fallback(api::not_found)
+        .layer(DefaultBodyLimit::max(config.http.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(config.http.request_timeout_ms),
+        ))
+        .with_state(state)
+}
+
+/// Validates an entry without any log state: size, canonical encoding,
+/// signature, and the signer's role under the current policy.
+fn validate(log: &Log, bytes: &[u8]) -> Result<SignedEntry, ApiError> {
+    let entry = SignedEntry::parse(bytes).map_err(ApiError::from_entry)?;
+    crate::entry::authorise(&entry, &log.policy()).map_err(ApiError::from_entry)?;
+    Ok(entry)
+}
+
+/// A submission on its way: answered at once, or waiting for the sequencer.
+enum Pending {
+    Done(Accepted),
+    Queued(oneshot::Receiver<Result<Accepted, crate::log::sequencer::Refused>>),
+}
+
+impl Pending {
+    /// Waits until the entry is durable (or refused).
+    async fn wait(self) -> Result<Accepted, ApiError> {
+        match self {
+            Pending::Done(accepted) => Ok(accepted),
+            Pending::Queued(answer) => match answer.await {
+                Ok(Ok(accepted)) => Ok(accepted),
+                Ok(Err(refused)) => Err(ApiError::from_refused(refused)),
+                Err(_) => Err(ApiError::shutting_down()),
+            },
+        }
+    }
+}
+
+/// Queues a validated entry for the sequencer. An identical logged entry is
+/// answered at once with its index; a full queue is refused (pushback).
+fn enqueue(state: &AppState, entry: SignedEntry, received: Instant) -> Result<Pending, ApiError> {
+    let metrics = &state.log.metrics;
+    if let Some(index) = state.log.logged_index(&entry.id(), entry.bytes()) {
+        metrics.duplicates.fetch_add(1, Relaxed);
+        return Ok(Pending::Done(Accepted {
+            index,
+            duplicate: true,
+            warnings: Vec::new(),
+        }));
+    }
+    let (reply, answer) = oneshot::channel();
+    let submission = Submission {
+        entry,
+        received,
+        reply,
+    };
+    match state.queue.try_send(submission) {
+        Ok(()) => {
+            let depth = state.queue.max_capacity() - state.queue.capacity();
+            metrics.queue_depth.store(depth as u64, Relaxed);
+            Ok(Pending::Queued(answer))
+        }
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            metrics.pushback.fetch_add(1, Relaxed);
+            Err(ApiError::pushback())
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => Err(ApiError::shutting_down()),
+    }
+}
+
+/// Serves the log on `listener` until SIGINT/SIGTERM, then stops accepting,
+/// lets the sequencer drain the queue (its last batch publishes the final
+/// checkpoint), and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    opened: crate::log::Opened,
+) -> std::io::Result<()> {
+    let (log, config, queue, sequencer) = crate::log::start_sequencer(opened);
+    let state = AppState {
+        log: log.clone(),
+        queue,
+        max_batch_entries: config.http.max_batch_entries,
+    };
+    let app = router(state, &config);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    // Every handler (and so every queue sender) is gone: the sequencer drains and stops.
+    if sequencer.await.is_err() {
+        tracing::error!("the sequencer task failed");
+    }
+    let published = log.published();
+    tracing::info!(size = published.size, root = %published.root, "stopped with a final checkpoint");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down: draining submissions");
+}

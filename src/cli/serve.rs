@@ -1,0 +1,160 @@
+//! `modeltrail serve`, `modeltrail init` and `modeltrail reindex`: running
+//! the log.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, anyhow};
+use clap::Args;
+
+use crate::log::config::{Config, DataDir};
+
+/// Where a log keeps its state unless told otherwise.
+const DEFAULT_DATA: &str = "./modeltrail-data";
+
+#[derive(Args)]
+pub(super) struct ServeArgs {
+    /// The data directory; initialised on first start.
+    #[arg(long, env = "MODELTRAIL_DATA", default_value = DEFAULT_DATA)]
+    data: PathBuf,
+    /// Listen address (overrides config.toml).
+    #[arg(long, env = "MODELTRAIL_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// The checkpoint origin, used only when initialising.
+    #[arg(long, env = "MODELTRAIL_ORIGIN")]
+    origin: Option<String>,
+}
+
+#[derive(Args)]
+pub(super) struct InitArgs {
+    /// The data directory to create.
+    #[arg(long, env = "MODELTRAIL_DATA", default_value = DEFAULT_DATA)]
+    data: PathBuf,
+    /// The checkpoint origin, e.g. `log.example.com/modeltrail`: the log's
+    /// public identity (default: a random `localhost/modeltrail-<hex>`).
+    #[arg(long, env = "MODELTRAIL_ORIGIN")]
+    origin: Option<String>,
+}
+
+#[derive(Args)]
+pub(super) struct ReindexArgs {
+    /// The data directory of a stopped log.
+    #[arg(long, env = "MODELTRAIL_DATA", default_value = DEFAULT_DATA)]
+    data: PathBuf,
+}
+
+impl InitArgs {
+    pub(super) fn run(self) -> anyhow::Result<()> {
+        initialise(&self.data, self.origin)
+    }
+}
+
+impl ServeArgs {
+    pub(super) fn run(self) -> anyhow::Result<()> {
+        init_tracing();
+        let mut config = match Config::load(&self.data)? {
+            Some(config) => config,
+            None => {
+                initialise(&self.data, self.origin)?;
+                Config::load(&self.data)?.context("config.toml missing right after init")?
+            }
+        };
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        runtime.block_on(async move {
+            let listen = config.listen;
+            let data = self.data.clone();
+            let opened = tokio::task::spawn_blocking(move || crate::log::open(&data, config))
+                .await
+                .context("opening the log")??;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("listening on {listen}"))?;
+            let published = opened.log.published();
+            eprintln!(
+                "modeltrail: serving {} (size {}) on http://{}",
+                opened.log.origin,
+                published.size,
+                listener.local_addr()?
+            );
+            crate::server::serve(listener, opened)
+                .await
+                .context("serving")
+        })
+    }
+}
+
+impl ReindexArgs {
+    pub(super) fn run(self) -> anyhow::Result<()> {
+        init_tracing();
+        let config = Config::load(&self.data)?.ok_or_else(|| {
+            anyhow!(
+                "{} is not an initialised data directory",
+                self.data.display()
+            )
+        })?;
+        let dirs = DataDir(&self.data);
+        let store = crate::store::fs::FsTileStore::new(dirs.tiles())?;
+        let note =
+            crate::store::TileStore::checkpoint(&store)?.context("tiles/checkpoint is missing")?;
+        let key = std::fs::read_to_string(dirs.log_key()).context("reading keys/log.key")?;
+        let key = crate::tlog::note::SignerKey::parse(key.trim_end())?;
+        let checkpoint =
+            crate::tlog::checkpoint::Checkpoint::open(&note, &key.verifier(), &[])?.checkpoint;
+        anyhow::ensure!(
+            checkpoint.origin == config.origin,
+            "the checkpoint's origin is not the configured one"
+        );
+        let index = crate::store::index::Index::fresh(&dirs.index())
+            .context("creating a fresh index (is the log still running?)")?;
+        index.catch_up(&store, checkpoint.size)?;
+        index.flush()?;
+        println!("reindexed {} entries", checkpoint.size);
+        Ok(())
+    }
+}
+
+/// Initialises a data directory and tells the operator where the keys are.
+fn initialise(data: &Path, origin: Option<String>) -> anyhow::Result<()> {
+    let origin = match origin {
+        Some(origin) => origin,
+        None => {
+            let mut bytes = [0u8; 4];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow!("random origin: {e}"))?;
+            format!("localhost/modeltrail-{}", u32::from_be_bytes(bytes))
+        }
+    };
+    let done = crate::log::init(data, &origin)?;
+    let dirs = DataDir(data);
+    eprintln!(
+        "modeltrail: initialised {} for origin {}",
+        data.display(),
+        done.origin
+    );
+    println!("log vkey:   {}", done.log_vkey);
+    println!("admin vkey: {}", done.admin_vkey);
+    eprintln!(
+        "log key:    {} (signs checkpoints; keep it secret)",
+        dirs.log_key().display()
+    );
+    eprintln!(
+        "admin key:  {} (signs policy updates; keep it secret)",
+        dirs.admin_key().display()
+    );
+    eprintln!("config:     {}", dirs.config().display());
+    Ok(())
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MODELTRAIL_LOG_LEVEL")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

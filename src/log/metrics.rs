@@ -1,0 +1,193 @@
+//! Prometheus metrics of the log, kept in atomics and rendered in the text
+//! exposition format at `GET /metrics`. A handful of counters and two
+//! histograms do not justify a metrics framework.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the integration-latency histogram buckets.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+];
+/// Upper bounds of the batch-size histogram buckets.
+const BATCH_BUCKETS: [f64; 10] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0,
+];
+
+/// A cumulative histogram over fixed buckets.
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    /// Sum of observations, in millionths, to stay in integers.
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one observation.
+    pub fn observe(&self, value: f64) {
+        if let Some(i) = self.bounds.iter().position(|&b| value <= b) {
+            self.counts[i].fetch_add(1, Relaxed);
+        }
+        self.sum_micros.fetch_add((value * 1e6) as u64, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            cumulative += count.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        let total = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+        let sum = self.sum_micros.load(Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {total}");
+    }
+}
+
+/// Every metric the log exports.
+pub struct Metrics {
+    /// Entries integrated into the log.
+    pub accepted: AtomicU64,
+    /// Submissions answered with the index of an identical earlier entry.
+    pub duplicates: AtomicU64,
+    /// Submissions refused (bad input, unauthorised, chain conflict).
+    pub rejected: AtomicU64,
+    /// Submissions refused because the queue was full (503).
+    pub pushback: AtomicU64,
+    /// Submissions waiting for the sequencer.
+    pub queue_depth: AtomicU64,
+    /// The published tree size.
+    pub tree_size: AtomicU64,
+    /// Checkpoints published.
+    pub checkpoints: AtomicU64,
+    /// Entries per integrated batch.
+    pub batch_size: Histogram,
+    /// Seconds from a submission's arrival to its durable integration.
+    pub integration_latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            accepted: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            pushback: AtomicU64::new(0),
+            queue_depth: AtomicU64::new(0),
+            tree_size: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+            batch_size: Histogram::new(&BATCH_BUCKETS),
+            integration_latency: Histogram::new(&LATENCY_BUCKETS),
+        }
+    }
+}
+
+impl Metrics {
+    /// Records how long a submission took to become durable.
+    pub fn observe_latency(&self, latency: Duration) {
+        self.integration_latency.observe(latency.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let _ = writeln!(
+            out,
+            "# HELP modeltrail_submissions_total Submissions by outcome.\n\
+             # TYPE modeltrail_submissions_total counter"
+        );
+        for (outcome, counter) in [
+            ("accepted", &self.accepted),
+            ("duplicate", &self.duplicates),
+            ("rejected", &self.rejected),
+            ("pushback", &self.pushback),
+        ] {
+            let _ = writeln!(
+                out,
+                "modeltrail_submissions_total{{outcome=\"{outcome}\"}} {}",
+                counter.load(Relaxed)
+            );
+        }
+        gauge(
+            &mut out,
+            "modeltrail_queue_depth",
+            "Submissions waiting for the sequencer.",
+            &self.queue_depth,
+        );
+        gauge(
+            &mut out,
+            "modeltrail_tree_size",
+            "Entries in the published checkpoint.",
+            &self.tree_size,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP modeltrail_checkpoints_total Checkpoints published.\n\
+             # TYPE modeltrail_checkpoints_total counter\nmodeltrail_checkpoints_total {}",
+            self.checkpoints.load(Relaxed)
+        );
+        self.batch_size.render(
+            &mut out,
+            "modeltrail_batch_size",
+            "Entries per integrated batch.",
+        );
+        self.integration_latency.render(
+            &mut out,
+            "modeltrail_integration_latency_seconds",
+            "Time from a submission's arrival to its durable integration.",
+        );
+        out
+    }
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
+        value.load(Relaxed)
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let m = Metrics::default();
+        for v in [1.0, 3.0, 3.0, 100_000.0] {
+            m.batch_size.observe(v);
+        }
+        let text = m.render();
+        assert!(
+            text.contains("modeltrail_batch_size_bucket{le=\"1\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("modeltrail_batch_size_bucket{le=\"4\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("modeltrail_batch_size_bucket{le=\"16384\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("modeltrail_batch_size_bucket{le=\"+Inf\"} 4\n"),
+            "{text}"
+        );
+        assert!(text.contains("modeltrail_batch_size_count 4\n"), "{text}");
+    }
+}

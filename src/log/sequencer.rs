@@ -1,0 +1,300 @@
+//! The sequencer: the single task that orders submissions, applies the
+//! stateful checks in log order, appends each batch durably, and publishes a
+//! checkpoint for it before answering any submitter.
+//!
+//! Request handlers validate entries statelessly (encoding, signature,
+//! signer role under the current policy) and queue them on a bounded
+//! channel; a full queue is answered with 503 (pushback) instead of growing.
+//! The sequencer takes what is queued (up to `max_batch_entries`, waiting at
+//! most `max_batch_age` for more), and per batch:
+//!
+//! 1. deduplicates (against the index and within the batch) and runs the
+//!    [`ChainRules`] on each entry in order, staging their effects;
+//! 2. writes the batch's entry bundles and tiles and syncs them
+//!    ([`TreeWriter::append`]);
+//! 3. signs and atomically replaces the checkpoint;
+//! 4. commits the staged rule effects, updates the index, publishes the
+//!    checkpoint to readers, and only then answers every submitter.
+//!
+//! If step 2 or 3 fails, nothing of the batch is acknowledged, the staged
+//! effects are dropped and the writer is reopened from the last checkpoint,
+//! whose tree the failed batch's files do not change.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Log, Published};
+use crate::entry::{ArtefactId, SignedEntry};
+use crate::store::fs::FsTileStore;
+use crate::store::writer::TreeWriter;
+use crate::tlog::checkpoint::Checkpoint;
+use crate::tlog::note::{Note, SignerKey};
+
+/// One entry waiting to be sequenced.
+pub struct Submission {
+    /// The validated entry.
+    pub entry: SignedEntry,
+    /// When the request arrived, for the integration-latency metric.
+    pub received: Instant,
+    /// Where the outcome goes.
+    pub reply: oneshot::Sender<Result<Accepted, Refused>>,
+}
+
+/// A durably logged entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// Its leaf index.
+    pub index: u64,
+    /// Whether an identical entry was already logged (at `index`).
+    pub duplicate: bool,
+    /// Things the chain rules flagged without refusing (e.g. an inference
+    /// naming an inactive version).
+    pub warnings: Vec<String>,
+}
+
+/// Why the sequencer refused an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The HTTP status: 403 unauthorised, 409 chain conflict, 422 invalid
+    /// content, 500 storage failure.
+    pub status: u16,
+    /// A stable machine-readable code.
+    pub code: &'static str,
+    /// What a person can act on.
+    pub message: String,
+}
+
+impl Refused {
+    /// A refusal with a status, code and message.
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Refused {
+        Refused {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The stateful checks that depend on everything logged before an entry.
+/// They run in the sequencer, in log order, atomically with the append.
+pub trait ChainRules: Send + 'static {
+    /// Checks `entry` as the leaf at `index`, after everything admitted
+    /// before it (earlier entries of the same batch included), and stages its
+    /// effects. Returns warnings to pass on to the submitter.
+    fn admit(&mut self, entry: &SignedEntry, index: u64) -> Result<Vec<String>, Refused>;
+    /// The staged effects are durable: make them current.
+    fn commit(&mut self, log: &Log);
+    /// The batch could not be written: forget the staged effects.
+    fn abort(&mut self);
+}
+
+/// How the sequencer batches.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    /// Most entries per batch.
+    pub max_entries: usize,
+    /// Longest a batch waits for more entries after its first.
+    pub max_age: Duration,
+}
+
+/// Runs the sequencer until every sender of `queue` is dropped and the queue
+/// is drained. Each batch ends with a published checkpoint, so the last one
+/// is the final checkpoint of a graceful shutdown.
+pub async fn run(
+    log: Arc<Log>,
+    mut queue: mpsc::Receiver<Submission>,
+    mut writer: TreeWriter<Arc<FsTileStore>>,
+    mut rules: Box<dyn ChainRules>,
+    key: Arc<SignerKey>,
+    limits: BatchLimits,
+) {
+    while let Some(batch) = next_batch(&mut queue, limits).await {
+        log.metrics.queue_depth.store(queue.len() as u64, Relaxed);
+        let task_log = log.clone();
+        let task_key = key.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let outcome = integrate(&task_log, &mut writer, rules.as_mut(), &task_key, batch);
+            (writer, rules, outcome)
+        })
+        .await;
+        let Ok((w, r, outcome)) = joined else {
+            tracing::error!("sequencer batch panicked; stopping the sequencer");
+            return;
+        };
+        (writer, rules) = (w, r);
+        if let Err(err) = outcome {
+            tracing::error!(%err, "batch not integrated; reopening from the last checkpoint");
+            match reopen(&log) {
+                Ok(w) => writer = w,
+                Err(err) => {
+                    tracing::error!(%err, "cannot reopen the tree; stopping the sequencer");
+                    return;
+                }
+            }
+        }
+    }
+    if let Err(err) = log.index.flush() {
+        tracing::warn!(%err, "flushing the index at shutdown");
+    }
+    tracing::info!(size = log.published().size, "sequencer stopped");
+}
+
+/// Waits for the first submission, then gathers more until the batch is
+/// full, `max_age` has passed, or nothing more is queued after it.
+async fn next_batch(
+    queue: &mut mpsc::Receiver<Submission>,
+    limits: BatchLimits,
+) -> Option<Vec<Submission>> {
+    let first = queue.recv().await?;
+    let deadline = tokio::time::Instant::now() + limits.max_age;
+    let mut batch = Vec::with_capacity(limits.max_entries.min(1024));
+    batch.push(first);
+    while batch.len() < limits.max_entries {
+        match queue.try_recv() {
+            Ok(s) => batch.push(s),
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                match tokio::time::timeout_at(deadline, queue.recv()).await {
+                    Ok(Some(s)) => batch.push(s),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+    }
+    Some(batch)
+}
+
+/// What a batch member turned into before the append.
+enum Fate {
+    /// New: appended at this index with these warnings.
+    Append(u64, Vec<String>),
+    /// Identical to an entry logged at this index.
+    Duplicate(u64),
+    /// Refused by a rule.
+    Refuse(Refused),
+}
+
+/// Integrates one batch (steps 1–4 of the module docs) and answers every
+/// submitter. On a storage failure every submitter gets a 500 and the error
+/// is returned so the caller reopens the writer.
+fn integrate(
+    log: &Log,
+    writer: &mut TreeWriter<Arc<FsTileStore>>,
+    rules: &mut dyn ChainRules,
+    key: &SignerKey,
+    batch: Vec<Submission>,
+) -> Result<(), String> {
+    let start_size = log.published().size;
+    let mut next = start_size;
+    let mut in_batch: HashMap<ArtefactId, u64> = HashMap::new();
+    let mut fates = Vec::with_capacity(batch.len());
+    let mut leaves: Vec<Vec<u8>> = Vec::with_capacity(batch.len());
+    for submission in &batch {
+        let id = submission.entry.id();
+        let known = match in_batch.get(&id) {
+            Some(&index) => Some(index),
+            None => log.logged_index(&id, submission.entry.bytes()),
+        };
+        let fate = match known {
+            Some(index) => Fate::Duplicate(index),
+            None => match rules.admit(&submission.entry, next) {
+                Ok(warnings) => {
+                    in_batch.insert(id, next);
+                    leaves.push(submission.entry.bytes().to_vec());
+                    next += 1;
+                    Fate::Append(next - 1, warnings)
+                }
+                Err(refused) => Fate::Refuse(refused),
+            },
+        };
+        fates.push(fate);
+    }
+
+    if !leaves.is_empty() {
+        if let Err(err) = append_and_publish(log, writer, key, start_size, &leaves) {
+            rules.abort();
+            let refused = Refused::new(
+                500,
+                "storage_failure",
+                format!("the log could not store the batch: {err}"),
+            );
+            for s in batch {
+                log.metrics.rejected.fetch_add(1, Relaxed);
+                let _ = s.reply.send(Err(refused.clone()));
+            }
+            return Err(err);
+        }
+        rules.commit(log);
+        if let Err(err) = log.index.record(start_size, &leaves) {
+            // The index is derived: it catches up on the next start.
+            tracing::warn!(%err, "index update failed");
+        }
+        log.metrics.batch_size.observe(leaves.len() as f64);
+    }
+
+    let now = Instant::now();
+    for (s, fate) in batch.into_iter().zip(fates) {
+        let answer = match fate {
+            Fate::Append(index, warnings) => {
+                log.metrics.accepted.fetch_add(1, Relaxed);
+                log.metrics.observe_latency(now - s.received);
+                Ok(Accepted {
+                    index,
+                    duplicate: false,
+                    warnings,
+                })
+            }
+            Fate::Duplicate(index) => {
+                log.metrics.duplicates.fetch_add(1, Relaxed);
+                Ok(Accepted {
+                    index,
+                    duplicate: true,
+                    warnings: Vec::new(),
+                })
+            }
+            Fate::Refuse(refused) => {
+                log.metrics.rejected.fetch_add(1, Relaxed);
+                Err(refused)
+            }
+        };
+        let _ = s.reply.send(answer);
+    }
+    Ok(())
+}
+
+/// Steps 2 and 3: durable tiles, then the signed checkpoint, then publish.
+fn append_and_publish(
+    log: &Log,
+    writer: &mut TreeWriter<Arc<FsTileStore>>,
+    key: &SignerKey,
+    old_size: u64,
+    leaves: &[Vec<u8>],
+) -> Result<(), String> {
+    let (size, root) = writer.append(leaves).map_err(|e| e.to_string())?;
+    debug_assert_eq!(size, old_size + leaves.len() as u64);
+    let checkpoint = Checkpoint {
+        origin: log.origin.clone(),
+        size,
+        root,
+        extensions: Vec::new(),
+    };
+    let note = Note::sign(&checkpoint.to_text(), &[key]).map_err(|e| e.to_string())?;
+    let note = note.to_bytes();
+    log.store
+        .replace_checkpoint(&note)
+        .map_err(|e| format!("replacing the checkpoint: {e}"))?;
+    log.publish(Published { size, root, note });
+    Ok(())
+}
+
+/// A writer positioned at the published checkpoint.
+fn reopen(log: &Log) -> Result<TreeWriter<Arc<FsTileStore>>, String> {
+    let published = log.published();
+    TreeWriter::open(log.store.clone(), published.size, published.root).map_err(|e| e.to_string())
+}
+
+use crate::store::TileStore as _;

@@ -1,0 +1,384 @@
+//! Submissions and the JSON API under `/v1/`.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::{ApiError, AppState, enqueue, validate};
+use crate::entry::ArtefactId;
+use crate::log::sequencer::Accepted;
+use crate::tlog::Hash;
+use crate::tlog::proof::{prove_consistency, prove_inclusion};
+use crate::tlog::tlog_proof::TlogProof;
+
+/// Reads a request body, answering an over-limit body with a JSON 413.
+fn body(bytes: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    bytes.map_err(|rejection| {
+        let status = rejection.status();
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "body_too_large"
+        } else {
+            "bad_body"
+        };
+        ApiError::new(status, code, rejection.body_text())
+    })
+}
+
+/// `POST /add`: one signed entry; answers its leaf index in decimal once durable.
+pub async fn add(State(state): State<AppState>, bytes: Result<Bytes, BytesRejection>) -> Response {
+    let received = Instant::now();
+    let result = async {
+        let bytes = body(bytes)?;
+        let entry = validate(&state.log, &bytes)?;
+        enqueue(&state, entry, received)?.wait().await
+    }
+    .await;
+    match result {
+        Ok(accepted) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{}\n", accepted.index),
+        )
+            .into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// One entry's outcome in a batch answer.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum BatchResult<'a> {
+    Ok {
+        index: u64,
+        id: String,
+        duplicate: bool,
+        warnings: Vec<String>,
+    },
+    Err {
+        error: super::error::Detail<'a>,
+    },
+}
+
+/// `POST /v1/entries`: a JSON array of entries, or NDJSON (one per line).
+/// Each entry succeeds or fails on its own; the answer lists every outcome,
+/// in order, so a partial success is never silent.
+pub async fn add_batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    bytes: Result<Bytes, BytesRejection>,
+) -> Response {
+    let received = Instant::now();
+    let bytes = match body(bytes) {
+        Ok(b) => b,
+        Err(err) => return err.into_response(),
+    };
+    let raw = match split_batch(&headers, &bytes) {
+        Ok(raw) => raw,
+        Err(err) => return err.into_response(),
+    };
+    if raw.len() > state.max_batch_entries {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("a batch holds at most {} entries", state.max_batch_entries),
+        )
+        .into_response();
+    }
+    // Queue every valid entry first, in order, then wait: the sequencer sees
+    // the whole batch at once and logs it in one checkpoint.
+    let pending: Vec<_> = raw
+        .into_iter()
+        .map(|bytes| {
+            let entry = validate(&state.log, bytes)?;
+            let id = entry.id();
+            enqueue(&state, entry, received).map(|p| (id, p))
+        })
+        .collect();
+    let mut outcomes: Vec<Result<(ArtefactId, Accepted), ApiError>> =
+        Vec::with_capacity(pending.len());
+    for p in pending {
+        outcomes.push(match p {
+            Ok((id, p)) => p.wait().await.map(|a| (id, a)),
+            Err(err) => Err(err),
+        });
+    }
+    let results: Vec<BatchResult<'_>> = outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            Ok((id, a)) => BatchResult::Ok {
+                index: a.index,
+                id: id.to_string(),
+                duplicate: a.duplicate,
+                warnings: a.warnings.clone(),
+            },
+            Err(err) => BatchResult::Err {
+                error: err.detail(),
+            },
+        })
+        .collect();
+    Json(serde_json::json!({ "results": results })).into_response()
+}
+
+/// Splits a batch body into the exact bytes of each entry: a JSON array
+/// (each element's raw text) or NDJSON (each non-empty line).
+fn split_batch<'a>(headers: &HeaderMap, bytes: &'a [u8]) -> Result<Vec<&'a [u8]>, ApiError> {
+    let ndjson = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-ndjson"));
+    if ndjson {
+        return Ok(bytes
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty())
+            .collect());
+    }
+    let elements: Vec<&RawValue> = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(
+            "bad_batch",
+            format!("the body is not a JSON array of entries (or send application/x-ndjson): {e}"),
+        )
+    })?;
+    Ok(elements.into_iter().map(|v| v.get().as_bytes()).collect())
+}
+
+/// `GET /v1/entries/<index>`: the entry's exact bytes.
+pub async fn entry(State(state): State<AppState>, Path(index): Path<u64>) -> Response {
+    let log = state.log.clone();
+    match tokio::task::spawn_blocking(move || log.entry(index)).await {
+        Ok(Some(bytes)) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Ok(None) => ApiError::not_found(format!(
+            "no entry {index} in the published tree of size {}",
+            state.log.published().size
+        ))
+        .into_response(),
+        Err(_) => ApiError::shutting_down().into_response(),
+    }
+}
+
+/// Query of `GET /v1/proof/inclusion`.
+#[derive(Deserialize)]
+pub struct InclusionQuery {
+    index: u64,
+    size: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ProofAnswer {
+    index: Option<u64>,
+    size: Option<u64>,
+    old: Option<u64>,
+    new: Option<u64>,
+    root: String,
+    proof: Vec<String>,
+}
+
+/// `GET /v1/proof/inclusion?index=&size=`: the inclusion proof of leaf
+/// `index` in the tree of `size` (default: the published size).
+pub async fn inclusion_proof(
+    State(state): State<AppState>,
+    Query(q): Query<InclusionQuery>,
+) -> Response {
+    let published = state.log.published().size;
+    let size = q.size.unwrap_or(published);
+    if size > published || q.index >= size {
+        return ApiError::bad_request(
+            "bad_proof_request",
+            format!(
+                "need index < size <= {published} (the published size); got index {} size {size}",
+                q.index
+            ),
+        )
+        .into_response();
+    }
+    let log = state.log.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let reader = log.hash_reader(size);
+        let proof = prove_inclusion(size, q.index, &reader).map_err(|e| e.to_string())?;
+        let root = crate::tlog::hash::tree_hash(size, &reader).map_err(|e| e.to_string())?;
+        Ok::<_, String>((proof, root))
+    })
+    .await;
+    proof_response(result, |(proof, root)| ProofAnswer {
+        index: Some(q.index),
+        size: Some(size),
+        old: None,
+        new: None,
+        root: root.to_base64(),
+        proof: proof.iter().map(Hash::to_base64).collect(),
+    })
+}
+
+/// Query of `GET /v1/proof/consistency`.
+#[derive(Deserialize)]
+pub struct ConsistencyQuery {
+    old: u64,
+    new: Option<u64>,
+}
+
+/// `GET /v1/proof/consistency?old=&new=`: proof that the tree of `old`
+/// entries is a prefix of the tree of `new` (default: the published size).
+pub async fn consistency_proof(
+    State(state): State<AppState>,
+    Query(q): Query<ConsistencyQuery>,
+) -> Response {
+    let published = state.log.published().size;
+    let new = q.new.unwrap_or(published);
+    if q.old == 0 || q.old > new || new > published {
+        return ApiError::bad_request(
+            "bad_proof_request",
+            format!(
+                "need 0 < old <= new <= {published} (the published size); got old {} new {new}",
+                q.old
+            ),
+        )
+        .into_response();
+    }
+    let log = state.log.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let reader = log.hash_reader(new);
+        let proof = prove_consistency(q.old, new, &reader).map_err(|e| e.to_string())?;
+        let root = crate::tlog::hash::tree_hash(new, &reader).map_err(|e| e.to_string())?;
+        Ok::<_, String>((proof, root))
+    })
+    .await;
+    proof_response(result, |(proof, root)| ProofAnswer {
+        index: None,
+        size: None,
+        old: Some(q.old),
+        new: Some(new),
+        root: root.to_base64(),
+        proof: proof.iter().map(Hash::to_base64).collect(),
+    })
+}
+
+fn proof_response<T>(
+    result: Result<Result<T, String>, tokio::task::JoinError>,
+    answer: impl FnOnce(T) -> ProofAnswer,
+) -> Response {
+    match result {
+        Ok(Ok(value)) => Json(answer(value)).into_response(),
+        Ok(Err(err)) => {
+            tracing::error!(%err, "computing a proof");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_failure", err).into_response()
+        }
+        Err(_) => ApiError::shutting_down().into_response(),
+    }
+}
+
+/// A c2sp tlog-proof of `index` against the published checkpoint.
+fn make_tlog_proof(log: &crate::log::Log, index: u64) -> Result<TlogProof, ApiError> {
+    let published = log.published();
+    if index >= published.size {
+        return Err(ApiError::not_found(format!(
+            "no entry {index} in the published tree of size {}",
+            published.size
+        )));
+    }
+    let reader = log.hash_reader(published.size);
+    let proof = prove_inclusion(published.size, index, &reader).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage_failure",
+            e.to_string(),
+        )
+    })?;
+    Ok(TlogProof {
+        extra: None,
+        index,
+        proof,
+        checkpoint: published.note.clone(),
+    })
+}
+
+/// `GET /v1/tlog-proof/<index>`: c2sp.org/tlog-proof text for one entry.
+pub async fn tlog_proof(State(state): State<AppState>, Path(index): Path<u64>) -> Response {
+    let log = state.log.clone();
+    match tokio::task::spawn_blocking(move || make_tlog_proof(&log, index)).await {
+        Ok(Ok(proof)) => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            proof.to_bytes(),
+        )
+            .into_response(),
+        Ok(Err(err)) => err.into_response(),
+        Err(_) => ApiError::shutting_down().into_response(),
+    }
+}
+
+/// `GET /v1/artefacts/<id>`: the entry with this artefact ID, its index and
+/// a tlog-proof against the published checkpoint.
+pub async fn artefact(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let id: ArtefactId = match id.parse() {
+        Ok(id) => id,
+        Err(_) => {
+            return ApiError::bad_request(
+                "bad_artefact_id",
+                "artefact IDs are b3: and 64 lowercase hex digits",
+            )
+            .into_response();
+        }
+    };
+    let log = state.log.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let (index, bytes) = log
+            .artefact(&id)
+            .ok_or_else(|| ApiError::not_found(format!("no artefact {id} in the log")))?;
+        let proof = make_tlog_proof(&log, index)?;
+        Ok::<_, ApiError>((id, index, bytes, proof))
+    })
+    .await;
+    match found {
+        Ok(Ok((id, index, bytes, proof))) => {
+            let entry: &RawValue = match std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|s| serde_json::from_str(s).ok())
+            {
+                Some(raw) => raw,
+                None => {
+                    return ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "storage_failure",
+                        "a logged entry is not JSON",
+                    )
+                    .into_response();
+                }
+            };
+            let proof = String::from_utf8_lossy(&proof.to_bytes()).into_owned();
+            Json(serde_json::json!({
+                "id": id.to_string(),
+                "index": index,
+                "entry": entry,
+                "tlog_proof": proof,
+            }))
+            .into_response()
+        }
+        Ok(Err(err)) => err.into_response(),
+        Err(_) => ApiError::shutting_down().into_response(),
+    }
+}
+
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.log.metrics.render(),
+    )
+        .into_response()
+}
+
+/// `GET /healthz`: 200 with the published size while the log runs.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    let published = state.log.published();
+    Json(serde_json::json!({ "status": "ok", "size": published.size, "origin": state.log.origin }))
+        .into_response()
+}
+
+/// Anything else.
+pub async fn not_found() -> Response {
+    ApiError::not_found("no such endpoint").into_response()
+}

@@ -1,0 +1,326 @@
+//! The derived index (sled): artefact ID → leaf index, inference request ID
+//! → leaf index, model → transition leaf indexes, and the tree size indexed.
+//!
+//! The index is never the only copy of anything. It is rebuilt from the
+//! entry bundles when it is missing, fails to open, or claims more entries
+//! than the checkpoint; on start it catches up from the size it indexed to
+//! the checkpoint's. Artefact IDs are BLAKE3 of the leaf bytes, so the ID
+//! map also deduplicates identical submissions. Callers check every answer
+//! against the entry it points to before serving it.
+//!
+//! Recording is idempotent (the same entry always maps to the same values),
+//! and the indexed size is written after the entries it covers, so a crash
+//! between the two only makes the next start index those entries again.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::TileStore;
+use crate::entry::ArtefactId;
+use crate::tlog::tile::{TILE_WIDTH, Tile, TileKind, parse_bundle_for};
+
+/// Bumped when the index layout changes; an index of another version is rebuilt.
+const SCHEMA_VERSION: u64 = 1;
+
+/// Why the index failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// sled failed.
+    #[error("index database: {0}")]
+    Db(#[from] sled::Error),
+    /// The tiles could not be read.
+    #[error("reading entries to index: {0}")]
+    Io(#[from] std::io::Error),
+    /// The tiles are not what the checkpoint says.
+    #[error("entry bundle {path}: {what}")]
+    BadBundle {
+        /// The bundle's path.
+        path: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// The index was written by another version of modeltrail.
+    #[error("index schema version {found}, want {SCHEMA_VERSION}")]
+    Schema {
+        /// The version found.
+        found: u64,
+    },
+}
+
+/// The fields of an entry the index needs; read without verifying the
+/// signature again (every entry was verified when it was admitted).
+#[derive(Deserialize)]
+struct IndexedFields {
+    kind: String,
+    #[serde(default)]
+    body: IndexedBody,
+}
+
+#[derive(Deserialize, Default)]
+struct IndexedBody {
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+}
+
+/// The sled index of a log.
+pub struct Index {
+    db: sled::Db,
+    meta: sled::Tree,
+    ids: sled::Tree,
+    requests: sled::Tree,
+    models: sled::Tree,
+}
+
+impl Index {
+    /// Opens (or creates) the index at `path` without checking it against
+    /// the log.
+    pub fn open(path: &Path) -> Result<Index, IndexError> {
+        let db = sled::Config::new().path(path).open()?;
+        let index = Index {
+            meta: db.open_tree("meta")?,
+            ids: db.open_tree("ids")?,
+            requests: db.open_tree("requests")?,
+            models: db.open_tree("models")?,
+            db,
+        };
+        match index.meta.get("schema")? {
+            None if index.ids.is_empty() => {
+                index.meta.insert("schema", &SCHEMA_VERSION.to_be_bytes())?;
+            }
+            None => return Err(IndexError::Schema { found: 0 }),
+            Some(v) => {
+                let found = decode_u64(&v);
+                if found != SCHEMA_VERSION {
+                    return Err(IndexError::Schema { found });
+                }
+            }
+        }
+        Ok(index)
+    }
+
+    /// Opens the index for a log whose checkpoint has `size` entries and
+    /// brings it up to date. An index that fails to open or is ahead of the
+    /// log is moved aside (kept for inspection) and rebuilt from the tiles.
+    pub fn open_for_log(
+        path: &Path,
+        store: &dyn TileStore,
+        size: u64,
+    ) -> Result<Index, IndexError> {
+        let index = match Index::open(path) {
+            Ok(index) if index.indexed_size() <= size => index,
+            Ok(index) => {
+                tracing::warn!(
+                    indexed = index.indexed_size(),
+                    size,
+                    "index is ahead of the log; rebuilding it"
+                );
+                drop(index);
+                Index::fresh(path)?
+            }
+            Err(err) => {
+                tracing::warn!(%err, "index failed to open; rebuilding it");
+                Index::fresh(path)?
+            }
+        };
+        index.catch_up(store, size)?;
+        Ok(index)
+    }
+
+    /// Moves any index at `path` aside and creates an empty one.
+    pub fn fresh(path: &Path) -> Result<Index, IndexError> {
+        if path.exists() {
+            let aside = aside_path(path);
+            std::fs::rename(path, &aside)?;
+            tracing::warn!(path = %aside.display(), "moved the old index aside");
+        }
+        Index::open(path)
+    }
+
+    /// The number of log entries the index covers.
+    pub fn indexed_size(&self) -> u64 {
+        self.meta
+            .get("size")
+            .ok()
+            .flatten()
+            .map_or(0, |v| decode_u64(&v))
+    }
+
+    /// Indexes every entry from [`Self::indexed_size`] up to `size`, reading
+    /// whole entry bundles; memory stays at one bundle.
+    pub fn catch_up(&self, store: &dyn TileStore, size: u64) -> Result<(), IndexError> {
+        let mut next = self.indexed_size();
+        while next < size {
+            let bundle = next / u64::from(TILE_WIDTH);
+            let tile = Tile::in_tree(TileKind::Entries, bundle, size)
+                .expect("a bundle below the tree size is in the tree");
+            let path = tile.path();
+            let data = store.get(&path)?.ok_or_else(|| IndexError::BadBundle {
+                path: path.clone(),
+                what: "missing".into(),
+            })?;
+            let entries = parse_bundle_for(&tile, &data).map_err(|e| IndexError::BadBundle {
+                path: path.clone(),
+                what: e.to_string(),
+            })?;
+            let first = bundle * u64::from(TILE_WIDTH);
+            let skip = usize::try_from(next - first).expect("offset within a bundle");
+            self.record(next, &entries[skip..])?;
+            next = first + entries.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Records `entries`, the leaves at `first`, `first + 1`, …, and moves the
+    /// indexed size past them. Entries must be recorded in log order.
+    pub fn record<E: AsRef<[u8]>>(&self, first: u64, entries: &[E]) -> Result<(), IndexError> {
+        let mut ids = FirstWins::new(&self.ids);
+        let mut requests = FirstWins::new(&self.requests);
+        let mut models = sled::Batch::default();
+        let mut last_policy = None;
+        for (i, entry) in entries.iter().enumerate() {
+            let index = first + i as u64;
+            let bytes = entry.as_ref();
+            // The first occurrence wins: identical resubmissions are
+            // deduplicated before they are logged, so a second one can only
+            // come from replaying what is already indexed.
+            ids.insert(&ArtefactId::of(bytes).0, index)?;
+            let Ok(fields) = serde_json::from_slice::<IndexedFields>(bytes) else {
+                continue;
+            };
+            match (fields.kind.as_str(), fields.body) {
+                (
+                    "inference",
+                    IndexedBody {
+                        request_id: Some(rid),
+                        ..
+                    },
+                ) => {
+                    requests.insert(rid.as_bytes(), index)?;
+                }
+                (
+                    "transition",
+                    IndexedBody {
+                        model: Some(model), ..
+                    },
+                ) => {
+                    models.insert(model_key(&model, index), &[]);
+                }
+                ("policy", _) => last_policy = Some(index),
+                _ => {}
+            }
+        }
+        ids.apply()?;
+        requests.apply()?;
+        self.models.apply_batch(models)?;
+        if let Some(policy) = last_policy {
+            self.meta.insert("policy", &policy.to_be_bytes())?;
+        }
+        let end = first + entries.len() as u64;
+        self.meta.insert("size", &end.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// The leaf index of the newest policy entry: the policy in force.
+    pub fn current_policy(&self) -> Result<Option<u64>, IndexError> {
+        Ok(self.meta.get("policy")?.map(|v| decode_u64(&v)))
+    }
+
+    /// The leaf index of the entry with this artefact ID, if logged.
+    pub fn lookup_id(&self, id: &ArtefactId) -> Result<Option<u64>, IndexError> {
+        Ok(self.ids.get(id.0)?.map(|v| decode_u64(&v)))
+    }
+
+    /// The leaf index of the first inference entry with this request ID.
+    pub fn lookup_request(&self, request_id: &str) -> Result<Option<u64>, IndexError> {
+        Ok(self
+            .requests
+            .get(request_id.as_bytes())?
+            .map(|v| decode_u64(&v)))
+    }
+
+    /// The leaf indexes of a model's transitions, in log order.
+    pub fn model_history(&self, model: &str) -> Result<Vec<u64>, IndexError> {
+        let prefix = model_prefix(model);
+        self.models
+            .scan_prefix(&prefix)
+            .keys()
+            .map(|k| Ok(decode_u64(&k?[prefix.len()..])))
+            .collect()
+    }
+
+    /// Flushes the index to disk (it is derived: losing unflushed writes only
+    /// means re-indexing on the next start).
+    pub fn flush(&self) -> Result<(), IndexError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// A batch of `key → index` inserts where the first index for a key wins,
+/// against both the tree and earlier inserts of the same batch.
+struct FirstWins<'t> {
+    tree: &'t sled::Tree,
+    batch: sled::Batch,
+    seen: std::collections::HashSet<Vec<u8>>,
+}
+
+impl<'t> FirstWins<'t> {
+    fn new(tree: &'t sled::Tree) -> FirstWins<'t> {
+        FirstWins {
+            tree,
+            batch: sled::Batch::default(),
+            seen: Default::default(),
+        }
+    }
+
+    fn insert(&mut self, key: &[u8], index: u64) -> Result<(), IndexError> {
+        if !self.seen.contains(key) && self.tree.get(key)?.is_none() {
+            self.seen.insert(key.to_vec());
+            self.batch.insert(key, &index.to_be_bytes());
+        }
+        Ok(())
+    }
+
+    fn apply(self) -> Result<(), IndexError> {
+        self.tree.apply_batch(self.batch)?;
+        Ok(())
+    }
+}
+
+/// `len(model) as u32 BE || model || index BE`: a model's transitions sort
+/// together, in index order, and no model's prefix is another's.
+fn model_key(model: &str, index: u64) -> Vec<u8> {
+    let mut key = model_prefix(model);
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
+fn model_prefix(model: &str) -> Vec<u8> {
+    let len = u32::try_from(model.len()).unwrap_or(u32::MAX);
+    let mut key = Vec::with_capacity(model.len() + 12);
+    key.extend_from_slice(&len.to_be_bytes());
+    key.extend_from_slice(model.as_bytes());
+    key
+}
+
+fn decode_u64(bytes: &[u8]) -> u64 {
+    bytes.try_into().map(u64::from_be_bytes).unwrap_or(u64::MAX)
+}
+
+/// `<path>.broken-<unix seconds>[-n]`, a name not yet taken.
+fn aside_path(path: &Path) -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let base = format!("{}.broken-{secs}", path.display());
+    let mut candidate = PathBuf::from(&base);
+    let mut n = 1;
+    while candidate.exists() {
+        candidate = PathBuf::from(format!("{base}-{n}"));
+        n += 1;
+    }
+    candidate
+}
