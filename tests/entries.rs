@@ -352,3 +352,66 @@ fn initial_policy_lets_only_the_admin_act() {
     let body_err: EntryError = PolicyBody::parse(&json!({})).unwrap_err().into();
     assert_eq!(body_err.code(), "invalid_body");
 }
+
+fn arb_body() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        (-(1i64 << 53) + 1..(1i64 << 53)).prop_map(|i| json!(i)),
+        (-1e15f64..1e15).prop_map(|x| json!(x)),
+        any::<String>().prop_map(Value::String),
+    ];
+    let value = leaf.prop_recursive(3, 32, 5, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map(any::<String>(), inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    });
+    prop::collection::btree_map(any::<String>(), value, 0..6)
+        .prop_map(|m| Value::Object(m.into_iter().collect()))
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever `sign` returns, `parse` accepts, with the same body and ID.
+    #[test]
+    fn sign_parse_round_trip(body in arb_body(), kind in 0usize..6, seed in 1u8..4) {
+        let k = key("k", seed);
+        let e = SignedEntry::sign(Kind::ALL[kind], body, &k).unwrap();
+        let p = SignedEntry::parse(e.bytes()).unwrap();
+        proptest::prop_assert_eq!(p.id(), e.id());
+        proptest::prop_assert_eq!(p.body(), e.body());
+        proptest::prop_assert_eq!(to_canonical(p.body()), to_canonical(e.body()));
+    }
+
+    /// Parsing arbitrary bytes never panics.
+    #[test]
+    fn parse_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+        let _ = SignedEntry::parse(&bytes);
+    }
+}
+
+#[test]
+fn sign_refuses_what_parse_would() {
+    let k = key("k", 1);
+    let mut deep = json!({});
+    for _ in 0..70 {
+        deep = json!({ "d": deep });
+    }
+    assert_eq!(
+        SignedEntry::sign(Kind::ModelCard, deep, &k)
+            .unwrap_err()
+            .code(),
+        "bad_json"
+    );
+    // -0 and 2.0 are signed in their canonical forms, 0 and 2.
+    let e = SignedEntry::sign(Kind::ModelCard, json!({"a": -0.0, "b": 2.0}), &k).unwrap();
+    assert!(
+        std::str::from_utf8(e.bytes())
+            .unwrap()
+            .starts_with("{\"body\":{\"a\":0,\"b\":2},")
+    );
+}
