@@ -4,6 +4,8 @@
 //! Every command exits 0 on success and 1 with a one-line reason on stderr
 //! on failure; usage errors exit 2.
 
+#[cfg(feature = "server")]
+mod client;
 mod keys;
 mod proof;
 #[cfg(feature = "server")]
@@ -48,6 +50,15 @@ enum Command {
     /// Rebuild the index of a stopped log from its tiles.
     #[cfg(feature = "server")]
     Reindex(serve::ReindexArgs),
+    /// Show or edit (as an admin) the policy in force.
+    #[cfg(feature = "server")]
+    Policy(client::PolicyArgs),
+    /// Sign an entry offline.
+    #[cfg(feature = "server")]
+    Entry(client::EntryArgs),
+    /// Submit a signed entry to the log; prints its index once durable.
+    #[cfg(feature = "server")]
+    Submit(client::SubmitArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -64,6 +75,12 @@ pub fn main() -> ExitCode {
         Command::Init(args) => args.run(),
         #[cfg(feature = "server")]
         Command::Reindex(args) => args.run(),
+        #[cfg(feature = "server")]
+        Command::Policy(args) => args.run(),
+        #[cfg(feature = "server")]
+        Command::Entry(args) => args.run(),
+        #[cfg(feature = "server")]
+        Command::Submit(args) => args.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -125,6 +125,14 @@ impl Log {
         (logged == bytes).then_some(index)
     }
 
+    /// The policy entry in force and its index, checked to be a policy.
+    pub fn current_policy_entry(&self) -> Option<(u64, Vec<u8>)> {
+        let index = self.index.current_policy().ok()??;
+        let bytes = self.entry(index)?;
+        let entry = SignedEntry::parse(&bytes).ok()?;
+        (entry.kind() == Kind::Policy).then_some((index, bytes))
+    }
+
     /// The logged entry with this ID and its index, checked.
     pub fn artefact(&self, id: &ArtefactId) -> Option<(u64, Vec<u8>)> {
         let index = self.index.lookup_id(id).ok()??;

@@ -333,33 +333,53 @@ pub async fn artefact(State(state): State<AppState>, Path(id): Path<String>) -> 
     })
     .await;
     match found {
-        Ok(Ok((id, index, bytes, proof))) => {
-            let entry: &RawValue = match std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|s| serde_json::from_str(s).ok())
-            {
-                Some(raw) => raw,
-                None => {
-                    return ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "storage_failure",
-                        "a logged entry is not JSON",
-                    )
-                    .into_response();
-                }
-            };
-            let proof = String::from_utf8_lossy(&proof.to_bytes()).into_owned();
-            Json(serde_json::json!({
-                "id": id.to_string(),
-                "index": index,
-                "entry": entry,
-                "tlog_proof": proof,
-            }))
-            .into_response()
-        }
+        Ok(Ok((_, index, bytes, proof))) => entry_answer(index, &bytes, &proof),
         Ok(Err(err)) => err.into_response(),
         Err(_) => ApiError::shutting_down().into_response(),
     }
+}
+
+/// `GET /v1/policy`: the policy in force, its leaf index and a tlog-proof.
+pub async fn policy(State(state): State<AppState>) -> Response {
+    let log = state.log.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let (index, bytes) = log
+            .current_policy_entry()
+            .ok_or_else(|| ApiError::not_found("the log has no policy entry"))?;
+        let proof = make_tlog_proof(&log, index)?;
+        Ok::<_, ApiError>((index, bytes, proof))
+    })
+    .await;
+    match found {
+        Ok(Ok((index, bytes, proof))) => entry_answer(index, &bytes, &proof),
+        Ok(Err(err)) => err.into_response(),
+        Err(_) => ApiError::shutting_down().into_response(),
+    }
+}
+
+/// `{"id","index","entry","tlog_proof"}` for a logged entry.
+fn entry_answer(index: u64, bytes: &[u8], proof: &TlogProof) -> Response {
+    let entry: &RawValue = match std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|s| serde_json::from_str(s).ok())
+    {
+        Some(raw) => raw,
+        None => {
+            return ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage_failure",
+                "a logged entry is not JSON",
+            )
+            .into_response();
+        }
+    };
+    Json(serde_json::json!({
+        "id": ArtefactId::of(bytes).to_string(),
+        "index": index,
+        "entry": entry,
+        "tlog_proof": String::from_utf8_lossy(&proof.to_bytes()),
+    }))
+    .into_response()
 }
 
 /// `GET /metrics`: Prometheus text.

@@ -7,7 +7,8 @@
 //!   such, the checkpoint for two seconds.
 //! - `POST /add`: one signed entry; answers its leaf index in decimal once the
 //!   checkpoint containing it is durable.
-//! - JSON under `/v1/`: batches, entries, proofs, tlog-proofs, artefacts.
+//! - JSON under `/v1/`: batches, entries, proofs, tlog-proofs, artefacts,
+//!   the policy in force.
 //! - `GET /metrics` (Prometheus), `GET /healthz`.
 //!
 //! Errors are `{"error":{"code":"…","message":"…"}}` with the status of
@@ -57,6 +58,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/proof/consistency", get(api::consistency_proof))
         .route("/v1/tlog-proof/{index}", get(api::tlog_proof))
         .route("/v1/artefacts/{id}", get(api::artefact))
+        .route("/v1/policy", get(api::policy))
         .route("/metrics", get(api::metrics))
         .route("/healthz", get(api::healthz))
         .fallback(api::not_found)
