@@ -23,6 +23,9 @@ use crate::tlog::tile::{TILE_WIDTH, Tile, TileKind, parse_bundle_for};
 /// Bumped when the index layout changes; an index of another version is rebuilt.
 const SCHEMA_VERSION: u64 = 1;
 
+/// sled's page cache, in bytes.
+const CACHE_BYTES: u64 = 64 << 20;
+
 /// Why the index failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -78,7 +81,12 @@ impl Index {
     /// Opens (or creates) the index at `path` without checking it against
     /// the log.
     pub fn open(path: &Path) -> Result<Index, IndexError> {
-        let db = sled::Config::new().path(path).open()?;
+        // sled caches up to 1 GiB by default; the log's memory must not grow
+        // with its size, so cap the page cache.
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_BYTES)
+            .open()?;
         let index = Index {
             meta: db.open_tree("meta")?,
             ids: db.open_tree("ids")?,
