@@ -558,7 +558,9 @@ fn the_tile_cache_serves_hot_proofs() {
 #[ignore]
 fn append_throughput() {
     let tmp = TempDir::new("throughput");
-    let store = Arc::new(FsTileStore::new(&tmp.0).unwrap());
+    // SYNC_THREADS=1 measures one fsync at a time.
+    let threads = std::env::var("SYNC_THREADS").map_or(8, |t| t.parse().unwrap());
+    let store = Arc::new(FsTileStore::new(&tmp.0).unwrap().with_sync_threads(threads));
     let mut w = TreeWriter::open(store.clone(), 0, empty_tree_hash()).unwrap();
     let (batches, per_batch) = (1_000u64, 1_000u64);
     let start = Instant::now();
@@ -575,7 +577,7 @@ fn append_throughput() {
     let stats = store.stats();
     let n = batches * per_batch;
     println!(
-        "{n} entries in {batches} batches: {secs:.2} s, {:.0} entries/s, {:.1} ms/batch; \
+        "{n} entries in {batches} batches, {threads} sync threads: {secs:.2} s, {:.0} entries/s, {:.1} ms/batch; \
          per batch (incl. checkpoint): {:.1} puts, {:.1} file + {:.1} dir fsyncs",
         n as f64 / secs,
         secs * 1e3 / batches as f64,
