@@ -13,7 +13,7 @@
 //! 2. writes the batch's entry bundles and tiles and syncs them
 //!    ([`TreeWriter::append`]);
 //! 3. signs and atomically replaces the checkpoint;
-//! 4. commits the staged rule effects, updates the index, publishes the
+//! 4. updates the index, commits the staged rule effects, publishes the
 //!    checkpoint to readers, and only then answers every submitter.
 //!
 //! If step 2 or 3 fails, nothing of the batch is acknowledged, the staged
@@ -215,24 +215,30 @@ fn integrate(
     }
 
     if !leaves.is_empty() {
-        if let Err(err) = append_and_publish(log, writer, key, start_size, &leaves) {
-            rules.abort();
-            let refused = Refused::new(
-                500,
-                "storage_failure",
-                format!("the log could not store the batch: {err}"),
-            );
-            for s in batch {
-                log.metrics.rejected.fetch_add(1, Relaxed);
-                let _ = s.reply.send(Err(refused.clone()));
+        let published = match append_and_sign(log, writer, key, start_size, &leaves) {
+            Ok(published) => published,
+            Err(err) => {
+                rules.abort();
+                let refused = Refused::new(
+                    500,
+                    "storage_failure",
+                    format!("the log could not store the batch: {err}"),
+                );
+                for s in batch {
+                    log.metrics.rejected.fetch_add(1, Relaxed);
+                    let _ = s.reply.send(Err(refused.clone()));
+                }
+                return Err(err);
             }
-            return Err(err);
-        }
-        rules.commit(log);
+        };
+        // Index before publishing, so that no reader sees an entry in the
+        // checkpoint that the index cannot find yet.
         if let Err(err) = log.index.record(start_size, &leaves) {
             // The index is derived: it catches up on the next start.
             tracing::warn!(%err, "index update failed");
         }
+        rules.commit(log);
+        log.publish(published);
         log.metrics.batch_size.observe(leaves.len() as f64);
     }
 
@@ -266,14 +272,15 @@ fn integrate(
     Ok(())
 }
 
-/// Steps 2 and 3: durable tiles, then the signed checkpoint, then publish.
-fn append_and_publish(
+/// Steps 2 and 3: durable tiles, then the signed checkpoint, durably
+/// replaced. Returns what to publish once the index has the batch.
+fn append_and_sign(
     log: &Log,
     writer: &mut TreeWriter<Arc<FsTileStore>>,
     key: &SignerKey,
     old_size: u64,
     leaves: &[Vec<u8>],
-) -> Result<(), String> {
+) -> Result<Published, String> {
     let (size, root) = writer.append(leaves).map_err(|e| e.to_string())?;
     debug_assert_eq!(size, old_size + leaves.len() as u64);
     let checkpoint = Checkpoint {
@@ -287,8 +294,7 @@ fn append_and_publish(
     log.store
         .replace_checkpoint(&note)
         .map_err(|e| format!("replacing the checkpoint: {e}"))?;
-    log.publish(Published { size, root, note });
-    Ok(())
+    Ok(Published { size, root, note })
 }
 
 /// A writer positioned at the published checkpoint.
