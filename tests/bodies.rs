@@ -531,3 +531,34 @@ proptest! {
         prop_assert_eq!(Timestamp::parse(&s), Ok(t));
     }
 }
+
+#[test]
+fn hand_built_bodies_sign_and_parse() {
+    use modeltrail::entry::{ContentHash, ModelName, RequestId};
+    // As a client would build an inference entry: commitments computed
+    // locally, raw data never in the body.
+    let inf = Inference {
+        model: ModelName::parse("fraud-detector").unwrap(),
+        version_hash: ContentHash::parse(V1).unwrap(),
+        request_id: RequestId::parse("req-1").unwrap(),
+        served_at: Timestamp::from_unix_millis(1_772_323_200_123).unwrap(),
+        input_commitment: ContentHash::of(b"{\"amount\": 12.5}"),
+        output_commitment: ContentHash::of(b"{\"score\": 0.02}"),
+        extensions: None,
+    };
+    inf.validate().unwrap();
+    assert_eq!(
+        inf.to_value()["served_at"],
+        json!("2026-03-01T00:00:00.123Z")
+    );
+    let e = SignedEntry::sign(Inference::KIND, inf.to_value(), &key("serving", 4)).unwrap();
+    assert_eq!(e.typed_body().unwrap(), Body::Inference(inf));
+
+    // A hand-built approval that approves against a failed criterion is
+    // caught by validate (and by parse on the way back in).
+    let mut a = Approval::parse(&approval()).unwrap();
+    a.criteria.get_mut("bias-audit").unwrap().met = false;
+    assert!(a.validate().is_err());
+    let e = SignedEntry::sign(Kind::Approval, a.to_value(), &key("approver", 5)).unwrap();
+    assert_eq!(e.typed_body().unwrap_err().code(), "invalid_body");
+}
