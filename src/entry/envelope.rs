@@ -5,6 +5,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
 
+use super::bodies::Body;
 use super::canonical::{parse_canonical, to_canonical};
 use super::{ArtefactId, EntryError, Kind};
 use crate::tlog::note::{KeyType, SignerKey, VerifierKey, verify_ed25519};
@@ -174,6 +175,13 @@ impl SignedEntry {
     /// The body, always a JSON object.
     pub fn body(&self) -> &Value {
         &self.body
+    }
+
+    /// The body parsed and validated as its kind's typed body
+    /// ([`Body::parse`]). [`SignedEntry::parse`] checks only the envelope and
+    /// signature; call this where the body's schema matters.
+    pub fn typed_body(&self) -> Result<Body, EntryError> {
+        Body::parse(self.kind, &self.body)
     }
 
     /// The 64-byte Ed25519 signature.

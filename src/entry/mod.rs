@@ -12,11 +12,13 @@
 //! [`ArtefactId`] of an entry is `b3:` + BLAKE3(leaf bytes).
 //!
 //! This module checks what can be checked of one entry alone: the encoding,
-//! the envelope, the signature ([`SignedEntry::parse`]), the policy body
-//! ([`PolicyBody::parse`]) and whether the signer may submit the kind under a
+//! the envelope, the signature ([`SignedEntry::parse`]), the typed body of
+//! each kind ([`Body::parse`], [`SignedEntry::typed_body`]; see [`bodies`])
+//! and whether the signer may submit the kind under a
 //! policy ([`authorise`]). The chain rules that need log state are the
 //! sequencer's. Everything here is pure: no I/O, no async.
 
+pub mod bodies;
 pub mod canonical;
 mod envelope;
 pub mod policy;
@@ -24,6 +26,11 @@ pub mod policy;
 use std::fmt;
 use std::str::FromStr;
 
+pub use bodies::{
+    Approval, Body, BodyError, ContentHash, CriterionResult, Decision, Document, EvaluationResult,
+    GitSha, Inference, ModelCard, ModelName, ModelVersion, RegistryRef, RequestId, Timestamp,
+    Transition,
+};
 pub use envelope::{ENTRY_CONTEXT, MAX_ENTRY_SIZE, SignedEntry};
 pub use policy::{Criterion, PolicyBody, PolicyError, PolicySigner, Role};
 
