@@ -58,7 +58,7 @@ fn approval() -> Value {
 }
 
 fn transition() -> Value {
-    json!({"model": "fraud-detector", "from": V1, "to": V2, "reason": "Q1 retrain"})
+    json!({"model": "fraud-detector", "from": V1, "to": V2, "at": "2028-02-29T12:00:00.000Z", "reason": "Q1 retrain"})
 }
 
 fn inference() -> Value {

@@ -628,6 +628,11 @@ pub struct Approval {
 
 /// A `transition` body: an activation or a rollback (a forward transition to
 /// an earlier version). `from` must differ from `to`.
+///
+/// `at` is when the change takes effect, as the authoriser states it: the
+/// log's entries carry no time of their own (checkpoints have none), and
+/// "which version was active at time T" must be answerable from the log
+/// alone. The sequencer keeps it monotonic per model and near its clock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Transition {
@@ -639,6 +644,8 @@ pub struct Transition {
     pub from: Option<ContentHash>,
     /// The version to activate.
     pub to: ContentHash,
+    /// When the change takes effect (RFC 3339 UTC, milliseconds).
+    pub at: Timestamp,
     /// Why (non-empty).
     pub reason: String,
     /// Free-form additions.
