@@ -1,6 +1,6 @@
 //! `modeltrail proof ...` and `modeltrail tlog-proof ...`: offline proof checks.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
@@ -128,7 +128,7 @@ fn parse_hash(text: &str) -> Result<Hash, String> {
 
 /// Reads a proof file: one standard-base64 hash per line, as in tlog-proof.
 /// An empty file is an empty proof; any other empty line is an error.
-fn read_proof_file(path: &PathBuf) -> anyhow::Result<Vec<Hash>> {
+fn read_proof_file(path: &Path) -> anyhow::Result<Vec<Hash>> {
     let data = read_input(path)?;
     let text = std::str::from_utf8(&data)
         .with_context(|| format!("proof file {} is not UTF-8 text", path.display()))?;

@@ -25,14 +25,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sha2::{Digest, Sha256};
 
-/// Size in bytes of a [`Hash`].
+/// Size in bytes of a [`struct@Hash`].
 pub const HASH_SIZE: usize = 32;
 
 /// A SHA-256 Merkle tree hash: a leaf hash, an interior node hash or a root.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Hash(pub [u8; HASH_SIZE]);
 
-/// Why a string or byte slice is not a [`Hash`].
+/// Why a string or byte slice is not a [`struct@Hash`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HashParseError {
     /// The text is not standard (padded) base64.
@@ -106,11 +106,13 @@ pub fn leaf_hash(data: &[u8]) -> Hash {
 
 /// The hash of an interior node: `SHA-256(0x01 || left || right)`.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    let mut h = Sha256::new();
-    h.update([0x01]);
-    h.update(left.0);
-    h.update(right.0);
-    Hash(h.finalize().into())
+    // One contiguous buffer and one digest call: measurably faster than
+    // three `update`s on this hot path (every proof step is a node hash).
+    let mut input = [0u8; 1 + 2 * HASH_SIZE];
+    input[0] = 0x01;
+    input[1..1 + HASH_SIZE].copy_from_slice(&left.0);
+    input[1 + HASH_SIZE..].copy_from_slice(&right.0);
+    Hash(Sha256::digest(input).into())
 }
 
 /// A failure to read stored hashes: the storage's own error, kept opaque so

@@ -153,9 +153,7 @@ impl Policy {
             if line.iter().any(|&b| b < 0x20 && b != b'\t' || b == 0x7f) {
                 return Err(PolicyParseError::ControlCharacter { line: number });
             }
-            builder
-                .line(line)
-                .map_err(|e| e.at(number))?;
+            builder.line(line).map_err(|e| e.at(number))?;
         }
         builder.finish()
     }
@@ -298,7 +296,11 @@ impl Builder {
         if policy.logs.len() == MAX_LOGS {
             return Err(LineError(format!("more than {MAX_LOGS} logs")));
         }
-        if policy.logs.iter().any(|l| l.key.public_key() == key.public_key()) {
+        if policy
+            .logs
+            .iter()
+            .any(|l| l.key.public_key() == key.public_key())
+        {
             return Err(LineError("duplicate log key".into()));
         }
         policy.logs.push(PolicyLog { key, url });
@@ -308,7 +310,11 @@ impl Builder {
     fn witness(&mut self, args: &[&[u8]]) -> Result<(), LineError> {
         let (name, key, url) = match args {
             [name, key] => (*name, parse_key(key, KeyType::CosignatureV1)?, None),
-            [name, key, url] => (*name, parse_key(key, KeyType::CosignatureV1)?, Some(text(url)?)),
+            [name, key, url] => (
+                *name,
+                parse_key(key, KeyType::CosignatureV1)?,
+                Some(text(url)?),
+            ),
             _ => return Err(LineError("want: witness <name> <vkey> [<url>]".into())),
         };
         self.check_new_name(name)?;
@@ -316,7 +322,11 @@ impl Builder {
         if policy.witnesses.len() == MAX_WITNESSES {
             return Err(LineError(format!("more than {MAX_WITNESSES} witnesses")));
         }
-        if policy.witnesses.iter().any(|w| w.key.public_key() == key.public_key()) {
+        if policy
+            .witnesses
+            .iter()
+            .any(|w| w.key.public_key() == key.public_key())
+        {
             return Err(LineError("duplicate witness key".into()));
         }
         policy.witnesses.push(PolicyWitness {
@@ -464,7 +474,11 @@ mod tests {
         let mut text = format!("# example\nlog {}\n\n", log_key().verifier());
         for (i, w) in witnesses.iter().enumerate() {
             let org = if i < 3 { 'X' } else { 'Y' };
-            text += &format!("witness {org}{} {} https://w{i}.example/\n", i % 3 + 1, w.verifier());
+            text += &format!(
+                "witness {org}{} {} https://w{i}.example/\n",
+                i % 3 + 1,
+                w.verifier()
+            );
         }
         text += "group X-witnesses 2 X1 X2 X3\n\tgroup Y-witnesses any Y1 Y2 Y3  \n";
         text += "group X-and-Y all X-witnesses Y-witnesses\nquorum X-and-Y\n";
@@ -472,7 +486,10 @@ mod tests {
     }
 
     fn checkpoint_note(size: u64, cosigners: &[&SignerKey]) -> Vec<u8> {
-        let text = format!("example.com/log\n{size}\n{}\n", crate::tlog::empty_tree_hash());
+        let text = format!(
+            "example.com/log\n{size}\n{}\n",
+            crate::tlog::empty_tree_hash()
+        );
         let mut note = Note::sign(&text, &[&log_key()]).unwrap();
         for w in cosigners {
             cosign(&mut note, w, 1_700_000_000).unwrap();
@@ -485,7 +502,10 @@ mod tests {
         let (policy, _) = example_policy();
         assert_eq!(policy.logs.len(), 1);
         assert_eq!(policy.witnesses.len(), 6);
-        assert_eq!(policy.witnesses[0].url.as_deref(), Some("https://w0.example/"));
+        assert_eq!(
+            policy.witnesses[0].url.as_deref(),
+            Some("https://w0.example/")
+        );
         assert_eq!(policy.groups[0].threshold, 2);
         assert_eq!(policy.groups[1].threshold, 1);
         assert_eq!(policy.groups[2].threshold, 2);
@@ -575,19 +595,46 @@ mod tests {
         let cases: Vec<(String, &str)> = vec![
             (format!("log {log}\n"), "no quorum"),
             (format!("log {log}\nquorum none"), "final newline"),
-            (format!("log {log}\nquorum none\nquorum none\n"), "two quorums"),
+            (
+                format!("log {log}\nquorum none\nquorum none\n"),
+                "two quorums",
+            ),
             (format!("log {log}\nquorum W\n"), "undefined quorum"),
-            (format!("log {log}\nlog {log}\nquorum none\n"), "duplicate log"),
-            (format!("witness A {w1}\nwitness B {w1}\nquorum A\n"), "duplicate witness key"),
-            (format!("witness A {w1}\nwitness A {w2}\nquorum A\n"), "duplicate name"),
+            (
+                format!("log {log}\nlog {log}\nquorum none\n"),
+                "duplicate log",
+            ),
+            (
+                format!("witness A {w1}\nwitness B {w1}\nquorum A\n"),
+                "duplicate witness key",
+            ),
+            (
+                format!("witness A {w1}\nwitness A {w2}\nquorum A\n"),
+                "duplicate name",
+            ),
             (format!("witness none {w1}\nquorum none\n"), "reserved name"),
             (format!("witness A {w1}\ngroup G 2 A\nquorum G\n"), "k > n"),
             (format!("witness A {w1}\ngroup G 0 A\nquorum G\n"), "k = 0"),
-            (format!("witness A {w1}\ngroup G 01 A\nquorum G\n"), "leading zero"),
-            (format!("witness A {w1}\ngroup G any A A\nquorum G\n"), "member twice"),
-            (format!("witness A {w1}\ngroup G any\nquorum G\n"), "no members"),
-            (format!("witness A {w1}\ngroup G any none\nquorum G\n"), "none member"),
-            (format!("group G any A\nwitness A {w1}\nquorum G\n"), "forward reference"),
+            (
+                format!("witness A {w1}\ngroup G 01 A\nquorum G\n"),
+                "leading zero",
+            ),
+            (
+                format!("witness A {w1}\ngroup G any A A\nquorum G\n"),
+                "member twice",
+            ),
+            (
+                format!("witness A {w1}\ngroup G any\nquorum G\n"),
+                "no members",
+            ),
+            (
+                format!("witness A {w1}\ngroup G any none\nquorum G\n"),
+                "none member",
+            ),
+            (
+                format!("group G any A\nwitness A {w1}\nquorum G\n"),
+                "forward reference",
+            ),
             (format!("witness A {log}\nquorum A\n"), "log key as witness"),
             (format!("log {w1}\nquorum none\n"), "witness key as log"),
             (format!("log {log}\r\nquorum none\n"), "carriage return"),
@@ -603,7 +650,8 @@ mod tests {
     fn names_are_opaque_octets() {
         let w1 = witness_key("a", 3).verifier().to_string();
         let w2 = witness_key("b", 4).verifier().to_string();
-        let text = format!("witness K {w1}\nwitness \u{212a} {w2}\ngroup G all K \u{212a}\nquorum G\n");
+        let text =
+            format!("witness K {w1}\nwitness \u{212a} {w2}\ngroup G all K \u{212a}\nquorum G\n");
         let policy = Policy::parse(text.as_bytes()).unwrap();
         assert_eq!(policy.groups[0].members.len(), 2);
         let mut bytes = text.into_bytes();

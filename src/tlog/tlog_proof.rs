@@ -177,15 +177,24 @@ impl TlogProof {
     }
 
     /// Like [`Self::verify`], for a caller that has only the leaf hash.
-    pub fn verify_leaf_hash(&self, leaf: &Hash, policy: &Policy) -> Result<Checkpoint, TlogProofError> {
+    pub fn verify_leaf_hash(
+        &self,
+        leaf: &Hash,
+        policy: &Policy,
+    ) -> Result<Checkpoint, TlogProofError> {
         let checkpoint = policy.verify_checkpoint(&self.checkpoint)?;
-        verify_inclusion(leaf, self.index, checkpoint.size, &self.proof, &checkpoint.root).map_err(
-            |source| TlogProofError::Inclusion {
-                index: self.index,
-                size: checkpoint.size,
-                source,
-            },
-        )?;
+        verify_inclusion(
+            leaf,
+            self.index,
+            checkpoint.size,
+            &self.proof,
+            &checkpoint.root,
+        )
+        .map_err(|source| TlogProofError::Inclusion {
+            index: self.index,
+            size: checkpoint.size,
+            source,
+        })?;
         Ok(checkpoint)
     }
 }
@@ -217,4 +226,173 @@ pub(crate) fn parse_decimal(text: &[u8]) -> Option<u64> {
         return None;
     }
     std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tlog::cosignature::cosign;
+    use crate::tlog::hash::{stored_hashes, tree_hash};
+    use crate::tlog::note::{KeyType, Note, SignerKey};
+    use crate::tlog::proof::prove_inclusion;
+
+    const ORIGIN: &str = "example.com/log";
+
+    fn keys() -> (SignerKey, SignerKey) {
+        (
+            SignerKey::from_seed(ORIGIN, KeyType::Ed25519, &[1; 32]).unwrap(),
+            SignerKey::from_seed("witness.example", KeyType::CosignatureV1, &[2; 32]).unwrap(),
+        )
+    }
+
+    fn policy() -> Policy {
+        let (log, witness) = keys();
+        let text = format!(
+            "log {}\nwitness w {}\nquorum w\n",
+            log.verifier(),
+            witness.verifier()
+        );
+        Policy::parse(text.as_bytes()).unwrap()
+    }
+
+    fn entry(i: u64) -> Vec<u8> {
+        format!("entry {i}").into_bytes()
+    }
+
+    /// A real tlog-proof for entry `index` of a cosigned tree of `size` entries.
+    fn make_proof(size: u64, index: u64, extra: Option<Vec<u8>>) -> TlogProof {
+        let mut stored = Vec::new();
+        for i in 0..size {
+            stored.extend(stored_hashes(i, &entry(i), &stored).unwrap());
+        }
+        let root = tree_hash(size, &stored).unwrap();
+        let (log, witness) = keys();
+        let mut note = Note::sign(&format!("{ORIGIN}\n{size}\n{root}\n"), &[&log]).unwrap();
+        cosign(&mut note, &witness, 1_764_236_400).unwrap();
+        TlogProof {
+            extra,
+            index,
+            proof: prove_inclusion(size, index, &stored).unwrap(),
+            checkpoint: note.to_bytes(),
+        }
+    }
+
+    #[test]
+    fn round_trips_byte_for_byte() {
+        for extra in [None, Some(b"context".to_vec()), Some(Vec::new())] {
+            let proof = make_proof(13, 6, extra);
+            let bytes = proof.to_bytes();
+            let parsed = TlogProof::parse(&bytes).unwrap();
+            assert_eq!(parsed, proof);
+            assert_eq!(parsed.to_bytes(), bytes);
+        }
+    }
+
+    #[test]
+    fn verifies_every_entry_and_no_other() {
+        let policy = policy();
+        for index in 0..13 {
+            let proof = make_proof(13, index, None);
+            let checkpoint = proof.verify(&entry(index), &policy).unwrap();
+            assert_eq!(checkpoint.size, 13);
+            assert!(matches!(
+                proof.verify(&entry(index + 1), &policy),
+                Err(TlogProofError::Inclusion { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_single_entry_tree_has_no_proof_lines() {
+        let proof = make_proof(1, 0, None);
+        assert!(proof.proof.is_empty());
+        let text = String::from_utf8(proof.to_bytes()).unwrap();
+        assert!(text.starts_with("c2sp.org/tlog-proof@v1\nindex 0\n\nexample.com/log\n1\n"));
+        proof.verify(&entry(0), &policy()).unwrap();
+    }
+
+    #[test]
+    fn any_flipped_bit_is_refused() {
+        let policy = policy();
+        let bytes = make_proof(6, 4, Some(b"x".to_vec())).to_bytes();
+        // The extra line is unauthenticated by design; every other byte matters.
+        let extra_line = bytes.iter().skip(23).position(|&b| b == b'\n').unwrap() + 24;
+        for at in extra_line..bytes.len() {
+            for bit in 0..8 {
+                let mut tampered = bytes.clone();
+                tampered[at] ^= 1 << bit;
+                let verdict = TlogProof::parse(&tampered)
+                    .map_err(TlogProofError::from)
+                    .and_then(|p| p.verify(&entry(4), &policy));
+                assert!(verdict.is_err(), "byte {at} bit {bit} accepted");
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_proofs_are_refused() {
+        let good = String::from_utf8(make_proof(6, 4, None).to_bytes()).unwrap();
+        let cases = [
+            ("", TlogProofParseError::BadHeader),
+            (
+                "c2sp.org/tlog-proof@v2\nindex 0\n\nx\n",
+                TlogProofParseError::BadHeader,
+            ),
+            (
+                "c2sp.org/tlog-proof@v1\nindex 01\n\nx\n",
+                TlogProofParseError::BadIndex,
+            ),
+            (
+                "c2sp.org/tlog-proof@v1\nindex -1\n\nx\n",
+                TlogProofParseError::BadIndex,
+            ),
+            (
+                "c2sp.org/tlog-proof@v1\nindex 18446744073709551616\n\nx\n",
+                TlogProofParseError::BadIndex,
+            ),
+            (
+                "c2sp.org/tlog-proof@v1\nextra !!\nindex 0\n\nx\n",
+                TlogProofParseError::BadExtra,
+            ),
+            (
+                "c2sp.org/tlog-proof@v1\nindex 0\nnot-a-hash\n\nx\n",
+                TlogProofParseError::BadHash { line: 3 },
+            ),
+            (
+                "c2sp.org/tlog-proof@v1\nindex 0\n",
+                TlogProofParseError::MissingCheckpoint,
+            ),
+            (
+                "c2sp.org/tlog-proof@v1\nindex 0\n\n",
+                TlogProofParseError::MissingCheckpoint,
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(TlogProof::parse(text.as_bytes()), Err(want), "{text:?}");
+        }
+        let too_many = good.replacen(
+            "index 4\n",
+            &format!(
+                "index 4\n{}",
+                "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n".repeat(65)
+            ),
+            1,
+        );
+        assert_eq!(
+            TlogProof::parse(too_many.as_bytes()),
+            Err(TlogProofParseError::TooManyHashes)
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_short_of_quorum_is_refused() {
+        let (log, _) = keys();
+        let mut proof = make_proof(6, 2, None);
+        let note = Note::parse(&proof.checkpoint).unwrap();
+        proof.checkpoint = Note::sign(note.text(), &[&log]).unwrap().to_bytes();
+        assert!(matches!(
+            proof.verify(&entry(2), &policy()),
+            Err(TlogProofError::Checkpoint(PolicyError::QuorumNotMet { .. }))
+        ));
+    }
 }
