@@ -14,6 +14,7 @@ use modeltrail::tlog::cosignature;
 use modeltrail::tlog::hash::{stored_hashes, tree_hash};
 use modeltrail::tlog::note::{KeyType, Note, SignerKey};
 use modeltrail::tlog::proof::prove_inclusion;
+use modeltrail::tlog::tile::encode_bundle;
 use modeltrail::tlog::tlog_proof::TlogProof;
 
 const LOG_NAME: &str = "example.com/log";
@@ -121,6 +122,33 @@ fn main() {
         "tlog_policy",
         "none",
         format!("log {lv}\nquorum none\n").as_bytes(),
+    );
+
+    // tile_path: paths, some followed by NUL, a stored-hash index and data.
+    for path in [
+        "tile/0/000",
+        "tile/0/001.p/44",
+        "tile/1/000.p/1",
+        "tile/entries/x001/x234/067.p/112",
+        "tile/63/x018/x446/x744/x073/x709/x551/615",
+    ] {
+        write("tile_path", &path.replace('/', "_"), path.as_bytes());
+    }
+    let mut with_data = b"tile/0/000.p/2\0".to_vec();
+    with_data.extend_from_slice(&2u64.to_le_bytes());
+    with_data.extend_from_slice(&[7; 64]);
+    write("tile_path", "with-data", &with_data);
+
+    // entry_bundle
+    let entries: Vec<Vec<u8>> = (0..size)
+        .map(|i| format!("entry {i}").into_bytes())
+        .collect();
+    write("entry_bundle", "entries", &encode_bundle(&entries).unwrap());
+    write("entry_bundle", "one-empty", &encode_bundle(&[b""]).unwrap());
+    write(
+        "entry_bundle",
+        "large",
+        &encode_bundle(&[vec![0xab; 1000]]).unwrap(),
     );
 
     // cosignature and the Merkle targets take structured (arbitrary) input
