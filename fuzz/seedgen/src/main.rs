@@ -13,6 +13,7 @@ use modeltrail::tlog::checkpoint::Checkpoint;
 use modeltrail::tlog::cosignature;
 use modeltrail::tlog::hash::{stored_hashes, tree_hash};
 use modeltrail::tlog::note::{KeyType, Note, SignerKey};
+use modeltrail::tlog::policy::Policy;
 use modeltrail::tlog::proof::prove_inclusion;
 use modeltrail::tlog::tile::encode_bundle;
 use modeltrail::tlog::tlog_proof::TlogProof;
@@ -92,6 +93,16 @@ fn main() {
             proof: prove_inclusion(size, index, &stored).unwrap(),
             checkpoint: cosigned.to_bytes(),
         };
+        // The seeds must verify under the fuzz targets' fixed policy.
+        let policy = format!(
+            "log {}\nwitness w1 {}\nquorum w1\n",
+            log.verifier(),
+            witness.verifier()
+        );
+        let policy = Policy::parse(policy.as_bytes()).unwrap();
+        proof
+            .verify(format!("entry {index}").as_bytes(), &policy)
+            .expect("seed tlog-proof verifies");
         write("tlog_proof", &format!("index-{index}"), &proof.to_bytes());
     }
     let uncosigned = TlogProof {
