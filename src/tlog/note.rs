@@ -270,9 +270,13 @@ pub enum NoteError {
 }
 
 /// Whether `name` is a valid key name: non-empty, with no Unicode white
-/// space and no `+` (signed-note §Format).
+/// space and no `+` (signed-note §Format), and no ASCII control character,
+/// which no note may contain, so that every signature line parses.
 pub fn is_valid_key_name(name: &str) -> bool {
-    !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c == '+')
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c.is_whitespace() || c == '+' || c < '\u{20}')
 }
 
 /// The key ID `SHA-256(name || 0x0A || type || public key)[:4]`, big-endian.

@@ -227,7 +227,8 @@ pub fn inclusion_proof_len(index: u64, size: u64) -> usize {
     // leaf split are full; above it, only the ones where index is a left
     // child with a right sibling count — RFC 9162's "inner" and "border" parts.
     let inner = u64::BITS - (index ^ (size - 1)).leading_zeros();
-    let border = (index >> inner).count_ones();
+    // `inner` is 64 when the paths split at the top bit (size > 2^63).
+    let border = index.checked_shr(inner).unwrap_or(0).count_ones();
     (inner + border) as usize
 }
 
@@ -343,7 +344,11 @@ pub fn consistency_proof_len(old: u64, new: u64) -> usize {
     let shift = old.trailing_zeros();
     let start = if old.is_power_of_two() { 0 } else { 1 };
     let inner = u64::BITS - (((old - 1) >> shift) ^ ((new - 1) >> shift)).leading_zeros();
-    let border = ((old - 1) >> shift >> inner).count_ones();
+    // `inner` is 64 when the paths split at the top bit (new > 2^63).
+    let border = ((old - 1) >> shift)
+        .checked_shr(inner)
+        .unwrap_or(0)
+        .count_ones();
     (start + inner + border) as usize
 }
 
