@@ -194,19 +194,24 @@ impl Policy {
     pub fn verify_checkpoint(&self, note: &[u8]) -> Result<Checkpoint, PolicyError> {
         let note = Note::parse(note)?;
         let checkpoint = Checkpoint::from_note(&note)?;
-        let log = self
+        // Every policy log named like the origin may have signed it (a log
+        // rotating its key is listed twice under one name).
+        let logs: Vec<&PolicyLog> = self
             .logs
             .iter()
-            .find(|l| l.key.name() == checkpoint.origin)
-            .ok_or_else(|| PolicyError::UnknownLog(checkpoint.origin.clone()))?;
+            .filter(|l| l.key.name() == checkpoint.origin)
+            .collect();
+        if logs.is_empty() {
+            return Err(PolicyError::UnknownLog(checkpoint.origin.clone()));
+        }
 
-        let mut keys = Vec::with_capacity(1 + self.witnesses.len());
-        keys.push(log.key.clone());
+        let mut keys = Vec::with_capacity(logs.len() + self.witnesses.len());
+        keys.extend(logs.iter().map(|l| l.key.clone()));
         keys.extend(self.witnesses.iter().map(|w| w.key.clone()));
         let verified = note.verify(&keys)?;
 
-        if !verified.iter().any(|v| v.key == log.key) {
-            return Err(PolicyError::MissingLogSignature(log.key.to_string()));
+        if !verified.iter().any(|v| logs.iter().any(|l| v.key == l.key)) {
+            return Err(PolicyError::MissingLogSignature(logs[0].key.to_string()));
         }
         let cosigned: Vec<bool> = self
             .witnesses
@@ -573,6 +578,23 @@ mod tests {
         let text = "example.com/log\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n";
         let forged = Note::sign(text, &[&other]).unwrap().to_bytes();
         assert!(policy.verify_checkpoint(&forged).is_err());
+    }
+
+    #[test]
+    fn a_second_log_key_under_the_same_name_is_accepted() {
+        let old = log_key();
+        let new = SignerKey::from_seed("example.com/log", KeyType::Ed25519, &[7; 32]).unwrap();
+        let text = format!(
+            "log {}\nlog {}\nquorum none\n",
+            old.verifier(),
+            new.verifier()
+        );
+        let policy = Policy::parse(text.as_bytes()).unwrap();
+        let checkpoint = "example.com/log\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n";
+        for key in [&old, &new] {
+            let note = Note::sign(checkpoint, &[key]).unwrap().to_bytes();
+            policy.verify_checkpoint(&note).unwrap();
+        }
     }
 
     #[test]
