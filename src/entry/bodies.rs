@@ -984,7 +984,7 @@ mod tests {
 
     #[test]
     fn optional_members_refuse_null_transition_from_requires_it() {
-        let t = json!({"model": "m", "from": null, "to": H, "reason": "first"});
+        let t = json!({"model": "m", "from": null, "to": H, "at": "2026-11-27T10:00:00.000Z", "reason": "first"});
         let parsed = Transition::parse(&t).unwrap();
         assert!(parsed.is_first_activation());
         assert_eq!(parsed.to_value(), t);

@@ -35,6 +35,30 @@ pub struct Config {
     /// HTTP limits.
     #[serde(default)]
     pub http: HttpConfig,
+    /// What inference and transition times the log accepts.
+    #[serde(default)]
+    pub time: TimeConfig,
+}
+
+/// Bounds on the times entries state, relative to the log's clock.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeConfig {
+    /// How far ahead of the log's clock an inference's `served_at` or a
+    /// transition's `at` may be (clock skew), in milliseconds.
+    pub max_future_ms: u64,
+    /// How far behind the log's clock an inference's `served_at` may be
+    /// (late uploads of inference logs), in milliseconds.
+    pub max_inference_age_ms: u64,
+}
+
+impl Default for TimeConfig {
+    fn default() -> Self {
+        TimeConfig {
+            max_future_ms: 5 * 60 * 1000,
+            max_inference_age_ms: 7 * 24 * 60 * 60 * 1000,
+        }
+    }
 }
 
 /// How the sequencer batches submissions.
@@ -122,6 +146,7 @@ impl Config {
             listen: default_listen(),
             sequencer: SequencerConfig::default(),
             http: HttpConfig::default(),
+            time: TimeConfig::default(),
         }
     }
 

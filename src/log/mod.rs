@@ -151,6 +151,8 @@ pub struct Opened {
     pub writer: TreeWriter<Arc<FsTileStore>>,
     /// The log's signing key.
     pub key: Arc<SignerKey>,
+    /// The policy in force at the checkpoint.
+    pub policy: rules::PolicyInForce,
 }
 
 /// What `init` created.
@@ -239,6 +241,7 @@ pub fn open(data: &Path, config: Config) -> Result<Opened, StartError> {
     let index = Index::open_for_log(&dirs.index(), &*store, checkpoint.size)
         .map_err(|e| other("index")(&e))?;
     let policy = current_policy(&index, &*store, checkpoint.size)?;
+    let policy_body = policy.body.clone();
     let log = Arc::new(Log {
         origin: checkpoint.origin.clone(),
         vkey,
@@ -251,7 +254,7 @@ pub fn open(data: &Path, config: Config) -> Result<Opened, StartError> {
             root: checkpoint.root,
             note,
         })),
-        policy: RwLock::new(Arc::new(policy)),
+        policy: RwLock::new(policy_body),
     });
     log.metrics
         .tree_size
@@ -261,6 +264,7 @@ pub fn open(data: &Path, config: Config) -> Result<Opened, StartError> {
         config,
         writer,
         key: Arc::new(key),
+        policy,
     })
 }
 
@@ -269,14 +273,19 @@ fn current_policy(
     index: &Index,
     store: &dyn TileStore,
     size: u64,
-) -> Result<PolicyBody, StartError> {
+) -> Result<rules::PolicyInForce, StartError> {
     let at = index
         .current_policy()
         .map_err(|e| other("index")(&e))?
         .ok_or_else(|| StartError::Other("the log has no policy entry".into()))?;
     let bytes = read_entry(store, at, size).map_err(|e| other("reading the policy entry")(&e))?;
     let entry = SignedEntry::parse(&bytes).map_err(|e| other("the policy entry")(&e))?;
-    PolicyBody::parse(entry.body()).map_err(|e| other("the policy entry")(&e))
+    let body = PolicyBody::parse(entry.body()).map_err(|e| other("the policy entry")(&e))?;
+    Ok(rules::PolicyInForce {
+        index: at,
+        id: entry.id(),
+        body: Arc::new(body),
+    })
 }
 
 /// Starts the sequencer task and returns the queue handlers submit to.
@@ -293,9 +302,14 @@ pub fn start_sequencer(
         config,
         writer,
         key,
+        policy,
     } = opened;
     let (tx, rx) = mpsc::channel(config.sequencer.queue_capacity.max(1));
-    let rules = Box::new(rules::PolicyRules::new(log.policy()));
+    let bounds = rules::ServedAtBounds {
+        max_future_ms: config.time.max_future_ms,
+        max_age_ms: config.time.max_inference_age_ms,
+    };
+    let rules = Box::new(rules::GovernanceRules::new(log.clone(), policy, bounds));
     let limits = sequencer::BatchLimits {
         max_entries: config.sequencer.max_batch_entries.max(1),
         max_age: std::time::Duration::from_millis(config.sequencer.max_batch_age_ms),

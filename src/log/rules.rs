@@ -1,60 +1,417 @@
-//! The stateful rules the sequencer applies in log order.
+//! The chain rules (DESIGN "Entries"), applied by the sequencer in log order,
+//! atomically with the append.
 //!
-//! [`PolicyRules`] enforces the policy itself: every entry's signer must hold
-//! the role its kind needs under the policy in force *at its index* (a policy
-//! update earlier in the same batch counts), and a `policy` entry, signed by
-//! an admin of the policy it replaces, takes effect from its own index on.
-//! The governance chain rules (cards, versions, approvals, transitions)
-//! build on this.
+//! - Every entry's signer must hold the role its kind needs under the policy
+//!   in force *at its index*; a `policy` entry, signed by an admin of the
+//!   policy it replaces, takes effect from its own index on.
+//! - A `model_version` needs an existing `model_card` of the same model, and
+//!   a version hash is registered once.
+//! - An `approval` needs a registered version and names the policy in force
+//!   (its artefact ID); it covers exactly that policy's criteria. A signer's
+//!   latest decision on a version is the one that counts.
+//! - A `transition` needs `to` registered for the same model, `from` equal to
+//!   the model's active version (compare-and-swap: a stale `from` is refused
+//!   with the active version in the error), `at` not before the model's
+//!   previous transition nor in the future, and at least
+//!   `approvals_required` distinct approvers — holding the approver role in
+//!   the policy in force — whose latest decision on `to` is approve. A
+//!   rollback is a transition to an earlier version.
+//! - An `inference` is evidence: it is never refused for naming an unknown or
+//!   inactive version, only flagged (warnings); a `served_at` in the future
+//!   or older than the configured bound is refused.
+//!
+//! Committed state lives in the derived index (re-derived on reindex); what a
+//! batch admits is staged here until its checkpoint is durable.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::Log;
 use super::sequencer::{ChainRules, Refused};
-use crate::entry::PolicyBody;
-use crate::entry::{Kind, SignedEntry, authorise};
+use crate::entry::{
+    Approval, ArtefactId, Body, ContentHash, Decision, Inference, Kind, ModelVersion, PolicyBody,
+    SignedEntry, Transition, authorise,
+};
+use crate::store::index::{ActiveRecord, Index};
+use crate::tlog::note::VerifierKey;
 
-/// Roster checks and policy updates.
-pub struct PolicyRules {
-    current: Arc<PolicyBody>,
-    staged: Option<Arc<PolicyBody>>,
+/// The policy in force and which entry it is.
+#[derive(Debug, Clone)]
+pub struct PolicyInForce {
+    /// The policy entry's leaf index.
+    pub index: u64,
+    /// The policy entry's artefact ID (approvals name it).
+    pub id: ArtefactId,
+    /// The policy.
+    pub body: Arc<PolicyBody>,
 }
 
-impl PolicyRules {
-    /// Rules starting from the policy in force.
-    pub fn new(current: Arc<PolicyBody>) -> PolicyRules {
-        PolicyRules {
-            current,
-            staged: None,
+/// Bounds on an inference's `served_at`, relative to the sequencer's clock.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedAtBounds {
+    /// How far ahead of the clock `served_at` (and a transition's `at`) may be.
+    pub max_future_ms: u64,
+    /// How far behind the clock `served_at` may be.
+    pub max_age_ms: u64,
+}
+
+/// What a batch admitted, not yet durable.
+#[derive(Default)]
+struct Staged {
+    policy: Option<PolicyInForce>,
+    cards: HashMap<ArtefactId, String>,
+    versions: HashMap<ContentHash, String>,
+    /// (version, signer vkey) → approve?
+    approvals: HashMap<(ContentHash, String), bool>,
+    /// model → (active version, `at` in ms)
+    active: HashMap<String, (ContentHash, u64)>,
+}
+
+/// The policy and chain rules.
+pub struct GovernanceRules {
+    log: Arc<Log>,
+    policy: PolicyInForce,
+    bounds: ServedAtBounds,
+    staged: Staged,
+}
+
+fn refuse(status: u16, code: &'static str, message: impl Into<String>) -> Refused {
+    Refused::new(status, code, message)
+}
+
+impl GovernanceRules {
+    /// Rules starting from the committed state of `log`.
+    pub fn new(log: Arc<Log>, policy: PolicyInForce, bounds: ServedAtBounds) -> GovernanceRules {
+        GovernanceRules {
+            log,
+            policy,
+            bounds,
+            staged: Staged::default(),
         }
     }
 
-    /// The policy an entry admitted now is judged by.
-    fn in_force(&self) -> &PolicyBody {
-        self.staged.as_deref().unwrap_or(&self.current)
+    fn policy(&self) -> &PolicyInForce {
+        self.staged.policy.as_ref().unwrap_or(&self.policy)
+    }
+
+    fn index(&self) -> &Index {
+        &self.log.index
+    }
+
+    /// The model of a registered version (staged or committed).
+    fn version_model(&self, hash: &ContentHash) -> Result<Option<String>, Refused> {
+        if let Some(model) = self.staged.versions.get(hash) {
+            return Ok(Some(model.clone()));
+        }
+        let record = self.index().version(&hash.0).map_err(index_failure)?;
+        Ok(record.map(|r| r.model))
+    }
+
+    /// The model of a logged card (staged or committed), checked against the entry.
+    fn card_model(&self, id: &ArtefactId) -> Result<Option<String>, Refused> {
+        if let Some(model) = self.staged.cards.get(id) {
+            return Ok(Some(model.clone()));
+        }
+        let Some((_, bytes)) = self.log.artefact(id) else {
+            return Ok(None);
+        };
+        let entry = SignedEntry::parse(&bytes).map_err(|e| index_failure(e.to_string()))?;
+        Ok(match entry.typed_body() {
+            Ok(Body::ModelCard(card)) => Some(card.model.as_str().to_owned()),
+            _ => None,
+        })
+    }
+
+    /// The model's active version and when it took effect.
+    fn active(&self, model: &str) -> Result<Option<(ContentHash, u64)>, Refused> {
+        if let Some(active) = self.staged.active.get(model) {
+            return Ok(Some(*active));
+        }
+        let record = self.index().active(model).map_err(index_failure)?;
+        Ok(record.map(|ActiveRecord { version, at, .. }| (ContentHash(version), at)))
+    }
+
+    /// Distinct approvers in the policy in force whose latest decision on
+    /// `version` is approve.
+    fn approvers(&self, version: &ContentHash) -> Result<Vec<String>, Refused> {
+        let mut latest: HashMap<String, bool> = self
+            .index()
+            .approvals(&version.0)
+            .map_err(index_failure)?
+            .into_iter()
+            .map(|a| (a.signer, a.approve))
+            .collect();
+        for ((v, signer), approve) in &self.staged.approvals {
+            if v == version {
+                latest.insert(signer.clone(), *approve);
+            }
+        }
+        let policy = &self.policy().body;
+        let mut approvers: Vec<String> = latest
+            .into_iter()
+            .filter(|(signer, approve)| {
+                *approve
+                    && VerifierKey::parse(signer)
+                        .is_ok_and(|key| policy.allows(&key, Kind::Approval))
+            })
+            .map(|(signer, _)| signer)
+            .collect();
+        approvers.sort();
+        Ok(approvers)
+    }
+
+    fn admit_policy(&mut self, entry: &SignedEntry, body: PolicyBody, index: u64) {
+        self.staged.policy = Some(PolicyInForce {
+            index,
+            id: entry.id(),
+            body: Arc::new(body),
+        });
+    }
+
+    fn admit_version(&mut self, version: &ModelVersion) -> Result<(), Refused> {
+        let model = version.model.as_str();
+        match self.card_model(&version.card)? {
+            None => {
+                return Err(refuse(
+                    409,
+                    "unknown_card",
+                    format!("no model card {} is logged", version.card),
+                ));
+            }
+            Some(card_model) if card_model != model => {
+                return Err(refuse(
+                    422,
+                    "card_model_mismatch",
+                    format!(
+                        "card {} is for model {card_model:?}, not {model:?}",
+                        version.card
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        if let Some(existing) = self.version_model(&version.version_hash)? {
+            return Err(refuse(
+                409,
+                "version_exists",
+                format!(
+                    "version {} is already registered (model {existing:?})",
+                    version.version_hash
+                ),
+            ));
+        }
+        self.staged
+            .versions
+            .insert(version.version_hash, model.to_owned());
+        Ok(())
+    }
+
+    fn admit_approval(&mut self, entry: &SignedEntry, approval: &Approval) -> Result<(), Refused> {
+        if self.version_model(&approval.version_hash)?.is_none() {
+            return Err(refuse(
+                409,
+                "unknown_version",
+                format!("version {} is not registered", approval.version_hash),
+            ));
+        }
+        let policy = self.policy();
+        if approval.policy != policy.id {
+            return Err(refuse(
+                409,
+                "stale_policy",
+                format!(
+                    "the approval names policy {} but {} (entry {}) is in force",
+                    approval.policy, policy.id, policy.index
+                ),
+            ));
+        }
+        let wanted: Vec<&str> = policy
+            .body
+            .criteria()
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect();
+        if let Some(missing) = wanted
+            .iter()
+            .find(|id| !approval.criteria.contains_key(**id))
+        {
+            return Err(refuse(
+                422,
+                "criteria_incomplete",
+                format!("the approval does not state criterion {missing:?} of the policy in force"),
+            ));
+        }
+        if let Some(extra) = approval
+            .criteria
+            .keys()
+            .find(|id| !wanted.contains(&id.as_str()))
+        {
+            return Err(refuse(
+                422,
+                "unknown_criterion",
+                format!("criterion {extra:?} is not in the policy in force"),
+            ));
+        }
+        self.staged.approvals.insert(
+            (approval.version_hash, entry.signer().to_string()),
+            approval.decision == Decision::Approve,
+        );
+        Ok(())
+    }
+
+    fn admit_transition(&mut self, transition: &Transition) -> Result<(), Refused> {
+        let model = transition.model.as_str();
+        match self.version_model(&transition.to)? {
+            None => {
+                return Err(refuse(
+                    409,
+                    "unknown_version",
+                    format!("version {} is not registered", transition.to),
+                ));
+            }
+            Some(owner) if owner != model => {
+                return Err(refuse(
+                    422,
+                    "version_model_mismatch",
+                    format!(
+                        "version {} is a version of {owner:?}, not {model:?}",
+                        transition.to
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        let active = self.active(model)?;
+        if active.map(|(v, _)| v) != transition.from {
+            let current = active.map_or("none".to_owned(), |(v, _)| v.to_string());
+            return Err(refuse(
+                409,
+                "stale_transition",
+                format!(
+                    "the transition's from is {} but the active version of {model:?} is {current}",
+                    transition.from.map_or("null".to_owned(), |v| v.to_string())
+                ),
+            ));
+        }
+        let at = transition.at.unix_millis();
+        if let Some((_, previous)) = active
+            && at < previous
+        {
+            return Err(refuse(
+                422,
+                "transition_time",
+                format!("at is before the previous transition of {model:?}"),
+            ));
+        }
+        if at > now_ms().saturating_add(self.bounds.max_future_ms) {
+            return Err(refuse(422, "transition_time", "at is in the future"));
+        }
+        let approvers = self.approvers(&transition.to)?;
+        let required = self.policy().body.approvals_required() as usize;
+        if approvers.len() < required {
+            return Err(refuse(
+                409,
+                "insufficient_approvals",
+                format!(
+                    "version {} has {} of the {required} approvals the policy requires",
+                    transition.to,
+                    approvers.len()
+                ),
+            ));
+        }
+        self.staged
+            .active
+            .insert(model.to_owned(), (transition.to, at));
+        Ok(())
+    }
+
+    fn admit_inference(&self, inference: &Inference) -> Result<Vec<String>, Refused> {
+        let served = inference.served_at.unix_millis();
+        let now = now_ms();
+        if served > now.saturating_add(self.bounds.max_future_ms) {
+            return Err(refuse(
+                422,
+                "served_at_out_of_range",
+                format!("served_at {} is in the future", inference.served_at),
+            ));
+        }
+        if served < now.saturating_sub(self.bounds.max_age_ms) {
+            return Err(refuse(
+                422,
+                "served_at_out_of_range",
+                format!(
+                    "served_at {} is older than the log accepts ({} ms)",
+                    inference.served_at, self.bounds.max_age_ms
+                ),
+            ));
+        }
+        let model = inference.model.as_str();
+        let version = inference.version_hash;
+        let mut warnings = Vec::new();
+        match self.version_model(&version)? {
+            None => warnings.push(format!("version {version} is not registered")),
+            Some(owner) if owner != model => warnings.push(format!(
+                "version {version} is a version of {owner:?}, not {model:?}"
+            )),
+            Some(_) => {}
+        }
+        match self.active(model)? {
+            Some((active, _)) if active == version => {}
+            Some((active, _)) => warnings.push(format!(
+                "version {version} is not the active version of {model:?} (active: {active})"
+            )),
+            None => warnings.push(format!("{model:?} has no active version")),
+        }
+        Ok(warnings)
     }
 }
 
-impl ChainRules for PolicyRules {
-    fn admit(&mut self, entry: &SignedEntry, _index: u64) -> Result<Vec<String>, Refused> {
-        authorise(entry, self.in_force())
-            .map_err(|e| Refused::new(e.http_status(), e.code(), e.to_string()))?;
-        if entry.kind() == Kind::Policy {
-            let next = PolicyBody::parse(entry.body())
-                .map_err(|e| Refused::new(422, "invalid_policy", e.to_string()))?;
-            self.staged = Some(Arc::new(next));
+impl ChainRules for GovernanceRules {
+    fn admit(&mut self, entry: &SignedEntry, index: u64) -> Result<Vec<String>, Refused> {
+        authorise(entry, &self.policy().body)
+            .map_err(|e| refuse(e.http_status(), e.code(), e.to_string()))?;
+        let body = entry
+            .typed_body()
+            .map_err(|e| refuse(e.http_status(), e.code(), e.to_string()))?;
+        match body {
+            Body::Policy(policy) => self.admit_policy(entry, policy, index),
+            Body::ModelCard(card) => {
+                self.staged
+                    .cards
+                    .insert(entry.id(), card.model.as_str().to_owned());
+            }
+            Body::ModelVersion(version) => self.admit_version(&version)?,
+            Body::Approval(approval) => self.admit_approval(entry, &approval)?,
+            Body::Transition(transition) => self.admit_transition(&transition)?,
+            Body::Inference(inference) => return self.admit_inference(&inference),
         }
         Ok(Vec::new())
     }
 
     fn commit(&mut self, log: &Log) {
-        if let Some(next) = self.staged.take() {
-            log.set_policy(next.clone());
-            self.current = next;
+        let staged = std::mem::take(&mut self.staged);
+        if let Some(policy) = staged.policy {
+            log.set_policy(policy.body.clone());
+            self.policy = policy;
         }
     }
 
     fn abort(&mut self) {
-        self.staged = None;
+        self.staged = Staged::default();
     }
+}
+
+fn index_failure(err: impl std::fmt::Display) -> Refused {
+    refuse(
+        500,
+        "index_failure",
+        format!("the log's index failed: {err}"),
+    )
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -1,5 +1,7 @@
 //! The derived index (sled): artefact ID → leaf index, inference request ID
-//! → leaf index, model → transition leaf indexes, and the tree size indexed.
+//! → leaf index, model → transition leaf indexes, the governance chain's
+//! state (registered versions, approvals per version, the active version per
+//! model, inferences per version), and the tree size indexed.
 //!
 //! The index is never the only copy of anything. It is rebuilt from the
 //! entry bundles when it is missing, fails to open, or claims more entries
@@ -21,7 +23,7 @@ use crate::entry::ArtefactId;
 use crate::tlog::tile::{TILE_WIDTH, Tile, TileKind, parse_bundle_for};
 
 /// Bumped when the index layout changes; an index of another version is rebuilt.
-const SCHEMA_VERSION: u64 = 1;
+const SCHEMA_VERSION: u64 = 2;
 
 /// sled's page cache, in bytes.
 const CACHE_BYTES: u64 = 64 << 20;
@@ -57,6 +59,8 @@ pub enum IndexError {
 struct IndexedFields {
     kind: String,
     #[serde(default)]
+    signer: String,
+    #[serde(default)]
     body: IndexedBody,
 }
 
@@ -66,6 +70,45 @@ struct IndexedBody {
     request_id: Option<String>,
     #[serde(default)]
     model: Option<String>,
+    #[serde(default)]
+    version_hash: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    at: Option<String>,
+    #[serde(default)]
+    decision: Option<String>,
+}
+
+/// A registered version: where, and of which model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRecord {
+    /// The `model_version` entry's index.
+    pub index: u64,
+    /// The model it is a version of.
+    pub model: String,
+}
+
+/// One approver's latest decision on a version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRecord {
+    /// The approver's vkey, as in the entry.
+    pub signer: String,
+    /// `true` for approve, `false` for reject.
+    pub approve: bool,
+    /// The `approval` entry's index.
+    pub index: u64,
+}
+
+/// The version a model's latest transition activated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveRecord {
+    /// The active version hash.
+    pub version: [u8; 32],
+    /// The `transition` entry's index.
+    pub index: u64,
+    /// When it took effect (Unix ms).
+    pub at: u64,
 }
 
 /// The sled index of a log.
@@ -75,6 +118,10 @@ pub struct Index {
     ids: sled::Tree,
     requests: sled::Tree,
     models: sled::Tree,
+    versions: sled::Tree,
+    approvals: sled::Tree,
+    active: sled::Tree,
+    inferences: sled::Tree,
 }
 
 impl Index {
@@ -92,6 +139,10 @@ impl Index {
             ids: db.open_tree("ids")?,
             requests: db.open_tree("requests")?,
             models: db.open_tree("models")?,
+            versions: db.open_tree("versions")?,
+            approvals: db.open_tree("approvals")?,
+            active: db.open_tree("active")?,
+            inferences: db.open_tree("inferences")?,
             db,
         };
         match index.meta.get("schema")? {
@@ -187,6 +238,10 @@ impl Index {
         let mut ids = FirstWins::new(&self.ids);
         let mut requests = FirstWins::new(&self.requests);
         let mut models = sled::Batch::default();
+        let mut versions = FirstWins::new(&self.versions);
+        let mut approvals = sled::Batch::default();
+        let mut active = sled::Batch::default();
+        let mut inferences: std::collections::HashMap<[u8; 32], u64> = Default::default();
         let mut last_policy = None;
         for (i, entry) in entries.iter().enumerate() {
             let index = first + i as u64;
@@ -198,31 +253,64 @@ impl Index {
             let Ok(fields) = serde_json::from_slice::<IndexedFields>(bytes) else {
                 continue;
             };
-            match (fields.kind.as_str(), fields.body) {
-                (
-                    "inference",
-                    IndexedBody {
-                        request_id: Some(rid),
-                        ..
-                    },
-                ) => {
-                    requests.insert(rid.as_bytes(), index)?;
+            let body = fields.body;
+            let version = body.version_hash.as_deref().and_then(hash_bytes);
+            match fields.kind.as_str() {
+                "policy" => last_policy = Some(index),
+                "model_version" => {
+                    if let (Some(v), Some(model)) = (version, &body.model) {
+                        let mut value = index.to_be_bytes().to_vec();
+                        value.extend_from_slice(model.as_bytes());
+                        versions.insert_value(&v, value)?;
+                    }
                 }
-                (
-                    "transition",
-                    IndexedBody {
-                        model: Some(model), ..
-                    },
-                ) => {
-                    models.insert(model_key(&model, index), &[]);
+                "approval" => {
+                    if let (Some(v), Some(decision)) = (version, &body.decision) {
+                        let mut key = v.to_vec();
+                        key.extend_from_slice(fields.signer.as_bytes());
+                        let mut value = vec![u8::from(decision == "approve")];
+                        value.extend_from_slice(&index.to_be_bytes());
+                        approvals.insert(key, value);
+                    }
                 }
-                ("policy", _) => last_policy = Some(index),
+                "transition" => {
+                    let to = body.to.as_deref().and_then(hash_bytes);
+                    if let (Some(model), Some(to)) = (&body.model, to) {
+                        let at = body
+                            .at
+                            .as_deref()
+                            .and_then(|t| crate::entry::Timestamp::parse(t).ok())
+                            .map_or(0, |t| t.unix_millis());
+                        let mut value = to.to_vec();
+                        value.extend_from_slice(&index.to_be_bytes());
+                        value.extend_from_slice(&at.to_be_bytes());
+                        active.insert(model.as_bytes(), value);
+                        models.insert(model_key(model, index), &[]);
+                    }
+                }
+                "inference" => {
+                    if let Some(rid) = &body.request_id {
+                        requests.insert(rid.as_bytes(), index)?;
+                    }
+                    if let Some(v) = version {
+                        *inferences.entry(v).or_default() += 1;
+                    }
+                }
                 _ => {}
             }
         }
         ids.apply()?;
         requests.apply()?;
+        versions.apply()?;
         self.models.apply_batch(models)?;
+        self.approvals.apply_batch(approvals)?;
+        self.active.apply_batch(active)?;
+        for (v, n) in inferences {
+            self.inferences.update_and_fetch(v, |old| {
+                let count = old.map_or(0, decode_u64) + n;
+                Some(count.to_be_bytes().to_vec())
+            })?;
+        }
         if let Some(policy) = last_policy {
             self.meta.insert("policy", &policy.to_be_bytes())?;
         }
@@ -239,6 +327,49 @@ impl Index {
     /// The leaf index of the entry with this artefact ID, if logged.
     pub fn lookup_id(&self, id: &ArtefactId) -> Result<Option<u64>, IndexError> {
         Ok(self.ids.get(id.0)?.map(|v| decode_u64(&v)))
+    }
+
+    /// The registered version with this hash.
+    pub fn version(&self, hash: &[u8; 32]) -> Result<Option<VersionRecord>, IndexError> {
+        Ok(self.versions.get(hash)?.and_then(|v| {
+            let (index, model) = v.split_at_checked(8)?;
+            Some(VersionRecord {
+                index: decode_u64(index),
+                model: String::from_utf8(model.to_vec()).ok()?,
+            })
+        }))
+    }
+
+    /// Every approver's latest decision on the version with this hash.
+    pub fn approvals(&self, hash: &[u8; 32]) -> Result<Vec<ApprovalRecord>, IndexError> {
+        self.approvals
+            .scan_prefix(hash)
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok(ApprovalRecord {
+                    signer: String::from_utf8_lossy(&k[32..]).into_owned(),
+                    approve: v.first() == Some(&1),
+                    index: decode_u64(v.get(1..9).unwrap_or_default()),
+                })
+            })
+            .collect()
+    }
+
+    /// The version a model's latest transition activated, if any.
+    pub fn active(&self, model: &str) -> Result<Option<ActiveRecord>, IndexError> {
+        Ok(self.active.get(model.as_bytes())?.and_then(|v| {
+            let version = <[u8; 32]>::try_from(v.get(..32)?).ok()?;
+            Some(ActiveRecord {
+                version,
+                index: decode_u64(v.get(32..40)?),
+                at: decode_u64(v.get(40..48)?),
+            })
+        }))
+    }
+
+    /// How many inference entries name the version with this hash.
+    pub fn inference_count(&self, hash: &[u8; 32]) -> Result<u64, IndexError> {
+        Ok(self.inferences.get(hash)?.map_or(0, |v| decode_u64(&v)))
     }
 
     /// The leaf index of the first inference entry with this request ID.
@@ -285,9 +416,13 @@ impl<'t> FirstWins<'t> {
     }
 
     fn insert(&mut self, key: &[u8], index: u64) -> Result<(), IndexError> {
+        self.insert_value(key, index.to_be_bytes().to_vec())
+    }
+
+    fn insert_value(&mut self, key: &[u8], value: Vec<u8>) -> Result<(), IndexError> {
         if !self.seen.contains(key) && self.tree.get(key)?.is_none() {
             self.seen.insert(key.to_vec());
-            self.batch.insert(key, &index.to_be_bytes());
+            self.batch.insert(key, value);
         }
         Ok(())
     }
@@ -312,6 +447,11 @@ fn model_prefix(model: &str) -> Vec<u8> {
     key.extend_from_slice(&len.to_be_bytes());
     key.extend_from_slice(model.as_bytes());
     key
+}
+
+/// The 32 bytes of a `b3:` hash, if well formed.
+fn hash_bytes(text: &str) -> Option<[u8; 32]> {
+    crate::entry::ContentHash::parse(text).ok().map(|h| h.0)
 }
 
 fn decode_u64(bytes: &[u8]) -> u64 {
