@@ -22,3 +22,5 @@ pub mod log;
 pub mod server;
 #[cfg(feature = "server")]
 pub mod store;
+#[cfg(feature = "cli")]
+pub mod weights;

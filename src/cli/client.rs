@@ -31,11 +31,11 @@ pub(super) struct ClientFlags {
     key: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 impl ClientFlags {
-    fn signer(&self) -> anyhow::Result<SignerKey> {
+    pub(super) fn signer(&self) -> anyhow::Result<SignerKey> {
         let path = self
             .key
             .as_ref()
@@ -45,7 +45,7 @@ impl ClientFlags {
         SignerKey::parse(text.trim_end()).with_context(|| format!("key file {}", path.display()))
     }
 
-    fn client(&self) -> anyhow::Result<LogClient> {
+    pub(super) fn client(&self) -> anyhow::Result<LogClient> {
         LogClient::new(&self.log)
     }
 }
@@ -295,6 +295,33 @@ impl LogClient {
         text.trim()
             .parse()
             .with_context(|| format!("the log answered {text:?}, not an index"))
+    }
+
+    /// POSTs entries to `/v1/entries` as NDJSON and returns each entry's
+    /// result object, in order.
+    pub(crate) fn submit_batch(&self, entries: &[SignedEntry]) -> anyhow::Result<Vec<Value>> {
+        let url = format!("{}/v1/entries", self.base);
+        let mut body = Vec::new();
+        for e in entries {
+            body.extend_from_slice(e.bytes());
+            body.push(b'\n');
+        }
+        let answer = self.runtime.block_on(async {
+            let response = self
+                .http
+                .post(&url)
+                .header("content-type", "application/x-ndjson")
+                .body(body)
+                .send()
+                .await
+                .with_context(|| format!("POST {url}"))?;
+            answer(response).await
+        })?;
+        let answer: Value = serde_json::from_slice(&answer)?;
+        answer["results"]
+            .as_array()
+            .cloned()
+            .ok_or_else(|| anyhow!("the log's answer has no results"))
     }
 
     /// The policy in force: its leaf index and body.

@@ -5,7 +5,10 @@
 //! on failure; usage errors exit 2.
 
 #[cfg(feature = "server")]
+mod chain;
+#[cfg(feature = "server")]
 mod client;
+mod hash;
 mod keys;
 mod proof;
 #[cfg(feature = "server")]
@@ -22,7 +25,7 @@ use clap::{Parser, Subcommand};
 
 /// modeltrail: a transparency log for model governance.
 #[derive(Parser)]
-#[command(name = "modeltrail", version, about, propagate_version = true)]
+#[command(name = "modeltrail", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -59,6 +62,29 @@ enum Command {
     /// Submit a signed entry to the log; prints its index once durable.
     #[cfg(feature = "server")]
     Submit(client::SubmitArgs),
+    /// Print the version hash of model weights (a file or a directory).
+    Hash(hash::HashArgs),
+    /// Log a model card (registry).
+    #[cfg(feature = "server")]
+    Card(chain::CardArgs),
+    /// Register a model version: hash the weights and log them (registry).
+    #[cfg(feature = "server")]
+    Version(chain::VersionArgs),
+    /// Approve (or reject) a version against the policy's criteria (approver).
+    #[cfg(feature = "server")]
+    Approve(chain::ApproveArgs),
+    /// Make a version the model's active one (approver).
+    #[cfg(feature = "server")]
+    Activate(chain::TransitionArgs),
+    /// Return a model to an earlier version (approver).
+    #[cfg(feature = "server")]
+    Rollback(chain::TransitionArgs),
+    /// Log inferences served (serving system).
+    #[cfg(feature = "server")]
+    Inference(chain::InferenceArgs),
+    /// Show a model's active version and transition history.
+    #[cfg(feature = "server")]
+    Status(chain::StatusArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -81,6 +107,21 @@ pub fn main() -> ExitCode {
         Command::Entry(args) => args.run(),
         #[cfg(feature = "server")]
         Command::Submit(args) => args.run(),
+        Command::Hash(args) => args.run(),
+        #[cfg(feature = "server")]
+        Command::Card(args) => args.run(),
+        #[cfg(feature = "server")]
+        Command::Version(args) => args.run(),
+        #[cfg(feature = "server")]
+        Command::Approve(args) => args.run(),
+        #[cfg(feature = "server")]
+        Command::Activate(args) => args.activate(),
+        #[cfg(feature = "server")]
+        Command::Rollback(args) => args.rollback(),
+        #[cfg(feature = "server")]
+        Command::Inference(args) => args.run(),
+        #[cfg(feature = "server")]
+        Command::Status(args) => args.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -114,4 +155,16 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
 /// A path argument that defaults to standard input.
 fn stdin_path() -> PathBuf {
     PathBuf::from("-")
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// clap's own consistency checks (duplicate flags and the like), which
+    /// otherwise only fire when a command is run.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -272,7 +272,7 @@ fn proof_response<T>(
 }
 
 /// A c2sp tlog-proof of `index` against the published checkpoint.
-fn make_tlog_proof(log: &crate::log::Log, index: u64) -> Result<TlogProof, ApiError> {
+pub(super) fn make_tlog_proof(log: &crate::log::Log, index: u64) -> Result<TlogProof, ApiError> {
     let published = log.published();
     if index >= published.size {
         return Err(ApiError::not_found(format!(

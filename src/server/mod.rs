@@ -8,7 +8,8 @@
 //! - `POST /add`: one signed entry; answers its leaf index in decimal once the
 //!   checkpoint containing it is durable.
 //! - JSON under `/v1/`: batches, entries, proofs, tlog-proofs, artefacts,
-//!   the policy in force.
+//!   the policy in force, and the governance queries (models, versions,
+//!   inferences), each answer with its entries' indexes and tlog-proofs.
 //! - `GET /metrics` (Prometheus), `GET /healthz`.
 //!
 //! Errors are `{"error":{"code":"…","message":"…"}}` with the status of
@@ -17,6 +18,7 @@
 
 mod api;
 mod error;
+mod query;
 mod tiles;
 
 use std::sync::Arc;
@@ -59,6 +61,9 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/v1/tlog-proof/{index}", get(api::tlog_proof))
         .route("/v1/artefacts/{id}", get(api::artefact))
         .route("/v1/policy", get(api::policy))
+        .route("/v1/models/{*model}", get(query::model))
+        .route("/v1/versions/{hash}", get(query::version))
+        .route("/v1/inferences/{request_id}", get(query::inference))
         .route("/metrics", get(api::metrics))
         .route("/healthz", get(api::healthz))
         .fallback(api::not_found)
