@@ -918,6 +918,28 @@ fn batches_answer_every_entry_in_order() {
     let r = client.post("/v1/entries", "application/json", b"[");
     assert_eq!((r.status, r.code().as_str()), (400, "bad_batch"));
     assert_eq!(client.size(&fx.log_vkey), 6);
+
+    // NDJSON with CRLF line ends (NDJSON allows them): the CR is no part of
+    // the entry, and a blank CRLF line is no entry.
+    let d = fx.inference("batch-d");
+    let body = [d.bytes(), b"\r\n\r\n", a.bytes(), b"\r\n"].concat();
+    let r = client.post("/v1/entries", "application/x-ndjson", &body);
+    assert_eq!(
+        outcomes(&r),
+        vec![
+            Outcome::Logged {
+                index: 6,
+                duplicate: false
+            },
+            Outcome::Logged {
+                index: 2,
+                duplicate: true
+            },
+        ],
+        "{}",
+        r.text()
+    );
+    assert_eq!(client.entry(6), d.bytes());
 }
 
 // ---------------------------------------------------------------------------

@@ -126,7 +126,8 @@ pub async fn add_batch(
 }
 
 /// Splits a batch body into the exact bytes of each entry: a JSON array
-/// (each element's raw text) or NDJSON (each non-empty line).
+/// (each element's raw text) or NDJSON (each non-empty line; a line may end
+/// in `\r\n`, as NDJSON allows, and the `\r` is not part of the entry).
 fn split_batch<'a>(headers: &HeaderMap, bytes: &'a [u8]) -> Result<Vec<&'a [u8]>, ApiError> {
     let ndjson = headers
         .get(header::CONTENT_TYPE)
@@ -135,6 +136,7 @@ fn split_batch<'a>(headers: &HeaderMap, bytes: &'a [u8]) -> Result<Vec<&'a [u8]>
     if ndjson {
         return Ok(bytes
             .split(|&b| b == b'\n')
+            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
             .filter(|line| !line.is_empty())
             .collect());
     }
