@@ -793,6 +793,20 @@ fn submit_read_back_and_verify_everything() {
     assert_eq!((r.status, r.code().as_str()), (404, "not_found"));
     let r = client.get("/no/such/endpoint");
     assert_eq!((r.status, r.code().as_str()), (404, "not_found"));
+    // Malformed paths and queries get the JSON error shape too.
+    for (path, code) in [
+        ("/v1/entries/abc", "bad_index"),
+        ("/v1/entries/-1", "bad_index"),
+        ("/v1/tlog-proof/two", "bad_index"),
+        ("/v1/proof/inclusion?index=abc", "bad_proof_request"),
+        ("/v1/proof/inclusion", "bad_proof_request"),
+        ("/v1/proof/consistency", "bad_proof_request"),
+        ("/v1/proof/consistency?old=0", "bad_proof_request"),
+        ("/v1/proof/consistency?old=2&new=4", "bad_proof_request"),
+    ] {
+        let r = client.get(path);
+        assert_eq!((r.status, r.code().as_str()), (400, code), "GET {path}");
+    }
     let health = client.get("/healthz").json();
     assert_eq!(health["size"], json!(3));
 }
