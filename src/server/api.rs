@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +28,23 @@ fn body(bytes: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
             "bad_body"
         };
         ApiError::new(status, code, rejection.body_text())
+    })
+}
+
+/// A leaf index in the path, or the JSON error for one that does not parse.
+fn path_index(path: Result<Path<u64>, PathRejection>) -> Result<u64, ApiError> {
+    path.map(|Path(index)| index)
+        .map_err(|rejection| ApiError::new(rejection.status(), "bad_index", rejection.body_text()))
+}
+
+/// A proof query, or the JSON error for one that does not parse.
+fn proof_query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query.map(|Query(q)| q).map_err(|rejection| {
+        ApiError::new(
+            rejection.status(),
+            "bad_proof_request",
+            rejection.body_text(),
+        )
     })
 }
 
@@ -126,7 +143,8 @@ pub async fn add_batch(
 }
 
 /// Splits a batch body into the exact bytes of each entry: a JSON array
-/// (each element's raw text) or NDJSON (each non-empty line).
+/// (each element's raw text) or NDJSON (each non-empty line; a line may end
+/// in `\r\n`, as NDJSON allows, and the `\r` is not part of the entry).
 fn split_batch<'a>(headers: &HeaderMap, bytes: &'a [u8]) -> Result<Vec<&'a [u8]>, ApiError> {
     let ndjson = headers
         .get(header::CONTENT_TYPE)
@@ -135,6 +153,7 @@ fn split_batch<'a>(headers: &HeaderMap, bytes: &'a [u8]) -> Result<Vec<&'a [u8]>
     if ndjson {
         return Ok(bytes
             .split(|&b| b == b'\n')
+            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
             .filter(|line| !line.is_empty())
             .collect());
     }
@@ -148,7 +167,14 @@ fn split_batch<'a>(headers: &HeaderMap, bytes: &'a [u8]) -> Result<Vec<&'a [u8]>
 }
 
 /// `GET /v1/entries/<index>`: the entry's exact bytes.
-pub async fn entry(State(state): State<AppState>, Path(index): Path<u64>) -> Response {
+pub async fn entry(
+    State(state): State<AppState>,
+    index: Result<Path<u64>, PathRejection>,
+) -> Response {
+    let index = match path_index(index) {
+        Ok(index) => index,
+        Err(err) => return err.into_response(),
+    };
     let log = state.log.clone();
     match tokio::task::spawn_blocking(move || log.entry(index)).await {
         Ok(Some(bytes)) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
@@ -182,8 +208,12 @@ struct ProofAnswer {
 /// `index` in the tree of `size` (default: the published size).
 pub async fn inclusion_proof(
     State(state): State<AppState>,
-    Query(q): Query<InclusionQuery>,
+    q: Result<Query<InclusionQuery>, QueryRejection>,
 ) -> Response {
+    let q = match proof_query(q) {
+        Ok(q) => q,
+        Err(err) => return err.into_response(),
+    };
     let published = state.log.published().size;
     let size = q.size.unwrap_or(published);
     if size > published || q.index >= size {
@@ -225,8 +255,12 @@ pub struct ConsistencyQuery {
 /// entries is a prefix of the tree of `new` (default: the published size).
 pub async fn consistency_proof(
     State(state): State<AppState>,
-    Query(q): Query<ConsistencyQuery>,
+    q: Result<Query<ConsistencyQuery>, QueryRejection>,
 ) -> Response {
+    let q = match proof_query(q) {
+        Ok(q) => q,
+        Err(err) => return err.into_response(),
+    };
     let published = state.log.published().size;
     let new = q.new.unwrap_or(published);
     if q.old == 0 || q.old > new || new > published {
@@ -297,7 +331,14 @@ pub(super) fn make_tlog_proof(log: &crate::log::Log, index: u64) -> Result<TlogP
 }
 
 /// `GET /v1/tlog-proof/<index>`: c2sp.org/tlog-proof text for one entry.
-pub async fn tlog_proof(State(state): State<AppState>, Path(index): Path<u64>) -> Response {
+pub async fn tlog_proof(
+    State(state): State<AppState>,
+    index: Result<Path<u64>, PathRejection>,
+) -> Response {
+    let index = match path_index(index) {
+        Ok(index) => index,
+        Err(err) => return err.into_response(),
+    };
     let log = state.log.clone();
     match tokio::task::spawn_blocking(move || make_tlog_proof(&log, index)).await {
         Ok(Ok(proof)) => (
