@@ -589,12 +589,40 @@ impl Fixture {
 }
 
 fn inference_by(key: &SignerKey, request_id: &str) -> SignedEntry {
-    SignedEntry::sign(
-        Kind::Inference,
-        json!({"model": "fraud-detector", "request_id": request_id, "output": "ok"}),
-        key,
-    )
-    .unwrap()
+    SignedEntry::sign(Kind::Inference, inference_body(request_id), key).unwrap()
+}
+
+/// A valid inference body (an unregistered version: logged and flagged),
+/// served when this test process started, so the same request ID always
+/// signs to the same bytes.
+fn inference_body(request_id: &str) -> Value {
+    static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let now = *STARTED.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    });
+    let served_at = modeltrail::entry::Timestamp::from_unix_millis(now).unwrap();
+    json!({
+        "model": "fraud-detector",
+        "version_hash": format!("b3:{}", "ab".repeat(32)),
+        "request_id": request_id,
+        "served_at": served_at.to_string(),
+        "input_commitment": format!("b3:{}", "01".repeat(32)),
+        "output_commitment": format!("b3:{}", "02".repeat(32)),
+    })
+}
+
+/// A valid model card body.
+fn card_body() -> Value {
+    json!({
+        "model": "fraud-detector",
+        "training_data": "2025 transactions",
+        "evaluation": [{"metric": "auc", "value": 0.93, "dataset": "holdout"}],
+        "intended_use": "flag fraud for review",
+        "limitations": "not for credit decisions",
+    })
 }
 
 /// The envelope of an entry as a JSON object, to tamper with.
@@ -831,20 +859,10 @@ fn batches_answer_every_entry_in_order() {
         &SignerKey::generate("stranger.example", KeyType::Ed25519).unwrap(),
         "batch-stranger",
     );
-    let unauthorised = SignedEntry::sign(
-        Kind::ModelCard,
-        json!({"name": "fraud-detector"}),
-        &fx.serving,
-    )
-    .unwrap();
+    let unauthorised = SignedEntry::sign(Kind::ModelCard, card_body(), &fx.serving).unwrap();
     let pretty =
         serde_json::to_vec_pretty(&serde_json::from_slice::<Value>(b.bytes()).unwrap()).unwrap();
-    let card = SignedEntry::sign(
-        Kind::ModelCard,
-        json!({"name": "fraud-detector"}),
-        &fx.registry,
-    )
-    .unwrap();
+    let card = SignedEntry::sign(Kind::ModelCard, card_body(), &fx.registry).unwrap();
 
     let before = client.size(&fx.log_vkey);
     assert_eq!(before, 2);
@@ -996,8 +1014,12 @@ fn bad_inputs_are_refused_with_their_codes() {
     // Size: exactly 65,535 bytes is fine (checked below); one more is not.
     let largest = entry_of_size(&fx.serving, MAX_ENTRY_SIZE);
     let mut oversize = envelope(&largest);
-    let pad = oversize["body"]["pad"].as_str().unwrap().to_owned() + "x";
-    oversize["body"]["pad"] = json!(pad);
+    let pad = oversize["body"]["extensions"]["pad"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+        + "x";
+    oversize["body"]["extensions"]["pad"] = json!(pad);
     let oversize = canonical(oversize);
     assert_eq!(oversize.len(), MAX_ENTRY_SIZE + 1);
     cases.push(("65,536 bytes", oversize, 413, "entry_too_large"));
@@ -1047,7 +1069,7 @@ fn bad_inputs_are_refused_with_their_codes() {
     ));
     cases.push((
         "serving key signs a model card",
-        SignedEntry::sign(Kind::ModelCard, json!({"name": "m"}), &fx.serving)
+        SignedEntry::sign(Kind::ModelCard, card_body(), &fx.serving)
             .unwrap()
             .into_bytes(),
         403,
@@ -1121,13 +1143,14 @@ fn bad_inputs_are_refused_with_their_codes() {
         assert_eq!(client.size(&fx.log_vkey), size, "{what}: the tree grew");
     }
 
-    // A policy entry by the admin whose body is not a valid policy passes
-    // the stateless checks and is refused by the sequencer's rules.
+    // A policy entry by the admin whose body is not a valid policy: the
+    // handler parses the typed body of every kind and refuses it before it
+    // reaches the sequencer.
     let bad_policy = SignedEntry::sign(Kind::Policy, json!({"nonsense": true}), &fx.admin).unwrap();
     let r = client.add(bad_policy.bytes());
     assert_eq!(
         (r.status, r.code().as_str()),
-        (422, "invalid_policy"),
+        (422, "invalid_body"),
         "{}",
         r.text()
     );
@@ -1145,7 +1168,11 @@ fn entry_of_size(key: &SignerKey, len: usize) -> SignedEntry {
     let make = |pad: usize| {
         SignedEntry::sign(
             Kind::Inference,
-            json!({"pad": "x".repeat(pad), "request_id": "largest"}),
+            {
+                let mut body = inference_body("largest");
+                body["extensions"] = json!({"pad": "x".repeat(pad)});
+                body
+            },
             key,
         )
         .unwrap()

@@ -76,12 +76,12 @@ pub fn router(state: AppState, config: &Config) -> Router {
 }
 
 /// Validates an entry without any log state: size, canonical encoding,
-/// signature, the typed body of its kind, and the signer's role under the
-/// current policy. The sequencer checks the rest in log order.
+/// signature, the signer's role under the current policy, and the typed
+/// body of its kind. The sequencer checks the rest in log order.
 fn validate(log: &Log, bytes: &[u8]) -> Result<SignedEntry, ApiError> {
     let entry = SignedEntry::parse(bytes).map_err(ApiError::from_entry)?;
-    entry.typed_body().map_err(ApiError::from_entry)?;
     crate::entry::authorise(&entry, &log.policy()).map_err(ApiError::from_entry)?;
+    entry.typed_body().map_err(ApiError::from_entry)?;
     Ok(entry)
 }
 
