@@ -570,6 +570,19 @@ impl Fixture {
         SignedEntry::sign(Kind::Policy, next.to_value(), &self.admin).unwrap()
     }
 
+    /// Like [`Fixture::enrolment`], but extending the policy at `index`
+    /// (which must already enrol the signers) with a new criterion, so it is
+    /// a different entry.
+    fn enrolment_from(&self, client: &Client, index: u64) -> SignedEntry {
+        let current = SignedEntry::parse(&client.entry(index)).unwrap();
+        let mut value = PolicyBody::parse(current.body()).unwrap().to_value();
+        value["criteria"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"description": "added in a batch", "id": "batch-criterion"}));
+        SignedEntry::sign(Kind::Policy, value, &self.admin).unwrap()
+    }
+
     /// Logs [`Fixture::enrolment`] (it must land at index 1).
     fn enrol(&self, client: &Client) -> SignedEntry {
         let entry = self.enrolment(client);
@@ -1780,4 +1793,95 @@ fn crash_kill9_cycles() {
         seen.len(),
         cp.size as usize - 2 - acked.len(),
     );
+}
+
+// ---------------------------------------------------------------------------
+// Policy and entries that rely on it in one request; the data-directory lock;
+// wrong methods
+
+#[test]
+fn a_batch_can_enrol_a_signer_and_use_it() {
+    let fx = Fixture::init("same-batch-policy", None);
+    let mut server = Server::start(&fx.dir);
+    let client = server.client();
+    let enrolment = fx.enrolment(&client);
+    let inference = fx.inference("same-batch");
+    // The same inference alone, before the enrolment, is refused.
+    assert_eq!(client.add(inference.bytes()).code(), "unknown_signer");
+    let r = client.add_array(&[enrolment.bytes(), inference.bytes()]);
+    assert_eq!(
+        outcomes(&r),
+        vec![
+            Outcome::Logged {
+                index: 1,
+                duplicate: false
+            },
+            Outcome::Logged {
+                index: 2,
+                duplicate: false
+            },
+        ]
+    );
+    // The sequencer still judges the roster: a stranger after a policy entry
+    // in the same request is refused by it, and nothing of it is logged.
+    let stranger = inference_by(
+        &SignerKey::generate("stranger.example", KeyType::Ed25519).unwrap(),
+        "same-batch-stranger",
+    );
+    let card = SignedEntry::sign(Kind::ModelCard, card_body(), &fx.registry).unwrap();
+    let policy_again = fx.enrolment_from(&client, 1);
+    let r = client.add_array(&[policy_again.bytes(), stranger.bytes(), card.bytes()]);
+    let got = outcomes(&r);
+    assert_eq!(got[1], Outcome::Refused("unknown_signer".into()), "{got:?}");
+    assert!(matches!(got[2], Outcome::Logged { .. }), "{got:?}");
+    assert_eq!(server.terminate().code(), Some(0));
+}
+
+#[test]
+fn one_process_at_a_time_uses_a_data_directory() {
+    let fx = Fixture::init("lock", None);
+    let mut server = Server::start(&fx.dir);
+    let out = Command::new(BIN)
+        .args(["reindex", "--data"])
+        .arg(&fx.dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "reindex ran beside a live log");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("another modeltrail process"), "{stderr}");
+    assert!(fx.dir.join("index").exists(), "the live index was moved");
+    assert!(
+        std::fs::read_dir(&fx.dir).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("broken")),
+        "an index was moved aside"
+    );
+    let second = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&fx.dir)
+        .output()
+        .unwrap();
+    assert!(!second.status.success(), "a second server started");
+    assert_eq!(server.terminate().code(), Some(0));
+    let out = Command::new(BIN)
+        .args(["reindex", "--data"])
+        .arg(&fx.dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_wrong_method_gets_a_json_405() {
+    let fx = Fixture::init("method", None);
+    let server = Server::start(&fx.dir);
+    let client = server.client();
+    let r = client.get("/add");
+    assert_eq!((r.status, r.code().as_str()), (405, "method_not_allowed"));
 }

@@ -99,6 +99,7 @@ impl ReindexArgs {
             )
         })?;
         let dirs = DataDir(&self.data);
+        let _lock = dirs.lock()?;
         let store = crate::store::fs::FsTileStore::new(dirs.tiles())?;
         let note =
             crate::store::TileStore::checkpoint(&store)?.context("tiles/checkpoint is missing")?;
@@ -110,8 +111,8 @@ impl ReindexArgs {
             checkpoint.origin == config.origin,
             "the checkpoint's origin is not the configured one"
         );
-        let index = crate::store::index::Index::fresh(&dirs.index())
-            .context("creating a fresh index (is the log still running?)")?;
+        let index =
+            crate::store::index::Index::fresh(&dirs.index()).context("creating a fresh index")?;
         index.catch_up(&store, checkpoint.size)?;
         index.flush()?;
         println!("reindexed {} entries", checkpoint.size);

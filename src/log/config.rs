@@ -206,6 +206,31 @@ impl DataDir<'_> {
     pub fn index(&self) -> PathBuf {
         self.0.join("index")
     }
+
+    /// Takes the data directory's lock: one process (a running log,
+    /// `reindex`, `init`) at a time. Held until the returned file is dropped.
+    pub fn lock(&self) -> Result<std::fs::File, ConfigError> {
+        let path = self.0.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| ConfigError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(ConfigError::Io {
+                path,
+                source: std::io::Error::other(
+                    "another modeltrail process (a running log?) is using this data directory",
+                ),
+            }),
+            Err(std::fs::TryLockError::Error(source)) => Err(ConfigError::Io { path, source }),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -153,6 +153,8 @@ pub struct Opened {
     pub key: Arc<SignerKey>,
     /// The policy in force at the checkpoint.
     pub policy: rules::PolicyInForce,
+    /// The data directory's lock, held while the log runs.
+    pub lock: std::fs::File,
 }
 
 /// What `init` created.
@@ -177,6 +179,9 @@ pub fn init(data: &Path, origin: &str) -> Result<Initialised, StartError> {
         )));
     }
     create_private_dir(&dirs.keys())?;
+    let _lock = dirs
+        .lock()
+        .map_err(|e| other("locking the data directory")(&e))?;
     let log_key =
         SignerKey::generate(origin, KeyType::Ed25519).map_err(|e| other("log key")(&e))?;
     let admin_name = format!("{}/admin", origin.split('/').next().unwrap_or(origin));
@@ -218,6 +223,9 @@ pub fn init(data: &Path, origin: &str) -> Result<Initialised, StartError> {
 /// writer at it and brings the index up to date.
 pub fn open(data: &Path, config: Config) -> Result<Opened, StartError> {
     let dirs = DataDir(data);
+    let lock = dirs
+        .lock()
+        .map_err(|e| other("locking the data directory")(&e))?;
     let key_text =
         std::fs::read_to_string(dirs.log_key()).map_err(|e| other("reading keys/log.key")(&e))?;
     let key = SignerKey::parse(key_text.trim_end()).map_err(|e| other("keys/log.key")(&e))?;
@@ -265,6 +273,7 @@ pub fn open(data: &Path, config: Config) -> Result<Opened, StartError> {
         writer,
         key: Arc::new(key),
         policy,
+        lock,
     })
 }
 
@@ -303,6 +312,7 @@ pub fn start_sequencer(
         writer,
         key,
         policy,
+        lock,
     } = opened;
     let (tx, rx) = mpsc::channel(config.sequencer.queue_capacity.max(1));
     let bounds = rules::ServedAtBounds {
@@ -310,11 +320,16 @@ pub fn start_sequencer(
         max_age_ms: config.time.max_inference_age_ms,
     };
     let rules = Box::new(rules::GovernanceRules::new(log.clone(), policy, bounds));
+    let log_for_task = log.clone();
     let limits = sequencer::BatchLimits {
         max_entries: config.sequencer.max_batch_entries.max(1),
         max_age: std::time::Duration::from_millis(config.sequencer.max_batch_age_ms),
     };
-    let task = tokio::spawn(sequencer::run(log.clone(), rx, writer, rules, key, limits));
+    let task = tokio::spawn(async move {
+        sequencer::run(log_for_task, rx, writer, rules, key, limits).await;
+        // The lock goes when the last batch is written, not before.
+        drop(lock);
+    });
     (log, config, tx, task)
 }
 

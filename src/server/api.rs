@@ -53,7 +53,7 @@ pub async fn add(State(state): State<AppState>, bytes: Result<Bytes, BytesReject
     let received = Instant::now();
     let result = async {
         let bytes = body(bytes)?;
-        let entry = validate(&state.log, &bytes)?;
+        let entry = validate(&state.log, &bytes, true)?;
         enqueue(&state, entry, received)?.wait().await
     }
     .await;
@@ -108,11 +108,16 @@ pub async fn add_batch(
         .into_response();
     }
     // Queue every valid entry first, in order, then wait: the sequencer sees
-    // the whole batch at once and logs it in one checkpoint.
+    // the whole batch at once and logs it in one checkpoint. After a policy
+    // entry, later entries may rely on the policy it brings (a new signer),
+    // so their roster check is left to the sequencer, which judges each
+    // entry by the policy in force at its index.
+    let mut policy_pending = false;
     let pending: Vec<_> = raw
         .into_iter()
         .map(|bytes| {
-            let entry = validate(&state.log, bytes)?;
+            let entry = validate(&state.log, bytes, !policy_pending)?;
+            policy_pending |= entry.kind() == crate::entry::Kind::Policy;
             let id = entry.id();
             enqueue(&state, entry, received).map(|p| (id, p))
         })
@@ -442,4 +447,14 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
 /// Anything else.
 pub async fn not_found() -> Response {
     ApiError::not_found("no such endpoint").into_response()
+}
+
+/// A known endpoint with the wrong method.
+pub async fn method_not_allowed() -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
+    .into_response()
 }
