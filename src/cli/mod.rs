@@ -4,6 +4,8 @@
 //! Every command exits 0 on success and 1 with a one-line reason on stderr
 //! on failure; usage errors exit 2.
 
+#[cfg(feature = "server")]
+mod bench;
 mod keys;
 mod proof;
 #[cfg(feature = "server")]
@@ -48,6 +50,9 @@ enum Command {
     /// Rebuild the index of a stopped log from its tiles.
     #[cfg(feature = "server")]
     Reindex(serve::ReindexArgs),
+    /// Load-test a log over its public HTTP API (`POST /add`, tlog-tiles).
+    #[cfg(feature = "server")]
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -64,6 +69,8 @@ pub fn main() -> ExitCode {
         Command::Init(args) => args.run(),
         #[cfg(feature = "server")]
         Command::Reindex(args) => args.run(),
+        #[cfg(feature = "server")]
+        Command::Bench(args) => args.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
