@@ -5,6 +5,8 @@
 //! on failure; usage errors exit 2.
 
 #[cfg(feature = "server")]
+mod bench;
+#[cfg(feature = "server")]
 mod chain;
 #[cfg(feature = "server")]
 mod client;
@@ -85,6 +87,9 @@ enum Command {
     /// Show a model's active version and transition history.
     #[cfg(feature = "server")]
     Status(chain::StatusArgs),
+    /// Load-test a log over its public HTTP API (`POST /add`, tlog-tiles).
+    #[cfg(feature = "server")]
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -122,6 +127,8 @@ pub fn main() -> ExitCode {
         Command::Inference(args) => args.run(),
         #[cfg(feature = "server")]
         Command::Status(args) => args.run(),
+        #[cfg(feature = "server")]
+        Command::Bench(args) => args.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
