@@ -60,6 +60,17 @@ impl SignedEntry {
     /// signer vkey and a signature that verifies (`verify_strict`). Never
     /// panics; a fuzzing entry point.
     pub fn parse(bytes: &[u8]) -> Result<SignedEntry, EntryError> {
+        SignedEntry::parse_with_keys(bytes, |_| None)
+    }
+
+    /// Like [`SignedEntry::parse`], taking the signer's parsed key from
+    /// `known` (looked up by its exact vkey text) when it has it: parsing a
+    /// vkey decompresses a curve point, a sizeable share of an entry's cost,
+    /// and a log's signers are few and known in advance (the roster).
+    pub fn parse_with_keys(
+        bytes: &[u8],
+        known: impl Fn(&str) -> Option<VerifierKey>,
+    ) -> Result<SignedEntry, EntryError> {
         if bytes.len() > MAX_ENTRY_SIZE {
             return Err(EntryError::TooLarge {
                 size: bytes.len(),
@@ -86,10 +97,13 @@ impl SignedEntry {
         let Value::Object(_) = &m["body"] else {
             return Err(bad("member \"body\" must be a JSON object"));
         };
-        let signer =
-            VerifierKey::parse(take_str(&m, "signer")?).map_err(|e| EntryError::BadSigner {
+        let signer_text = take_str(&m, "signer")?;
+        let signer = match known(signer_text) {
+            Some(key) => key,
+            None => VerifierKey::parse(signer_text).map_err(|e| EntryError::BadSigner {
                 reason: e.to_string(),
-            })?;
+            })?,
+        };
         if signer.key_type() != KeyType::Ed25519 {
             return Err(EntryError::BadSigner {
                 reason: format!(

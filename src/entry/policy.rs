@@ -71,6 +71,8 @@ pub struct Criterion {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicySigner {
     vkey: VerifierKey,
+    /// `vkey` as text, to match entries' `signer` members without parsing them.
+    vkey_text: String,
     roles: Vec<Role>,
 }
 
@@ -222,6 +224,7 @@ impl PolicyBody {
                 return Err(PolicyError::DuplicateRole { vkey: s.vkey, role });
             }
             signers.push(PolicySigner {
+                vkey_text: vkey.to_string(),
                 vkey,
                 roles: s.roles,
             });
@@ -295,6 +298,14 @@ impl PolicyBody {
     /// The free-form `extensions` object, if present.
     pub fn extensions(&self) -> Option<&Map<String, Value>> {
         self.extensions.as_ref()
+    }
+
+    /// The rostered key whose vkey text is exactly `vkey`, without parsing it.
+    pub fn rostered_key(&self, vkey: &str) -> Option<&VerifierKey> {
+        self.signers
+            .iter()
+            .find(|s| s.vkey_text == vkey)
+            .map(|s| &s.vkey)
     }
 
     /// The roster member whose vkey is exactly `key` (name, key ID and public

@@ -81,46 +81,35 @@ pub fn router(state: AppState, config: &Config) -> Router {
 /// `check_roster` is false), and the typed body of its kind. The sequencer
 /// checks the rest, the roster again included, in log order.
 fn validate(log: &Log, bytes: &[u8], check_roster: bool) -> Result<SignedEntry, ApiError> {
-    let entry = SignedEntry::parse(bytes).map_err(ApiError::from_entry)?;
+    let policy = log.policy();
+    let entry = SignedEntry::parse_with_keys(bytes, |vkey| policy.rostered_key(vkey).cloned())
+        .map_err(ApiError::from_entry)?;
     if check_roster {
-        crate::entry::authorise(&entry, &log.policy()).map_err(ApiError::from_entry)?;
+        crate::entry::authorise(&entry, &policy).map_err(ApiError::from_entry)?;
     }
     entry.typed_body().map_err(ApiError::from_entry)?;
     Ok(entry)
 }
 
-/// A submission on its way: answered at once, or waiting for the sequencer.
-enum Pending {
-    Done(Accepted),
-    Queued(oneshot::Receiver<Result<Accepted, crate::log::sequencer::Refused>>),
-}
+/// A submission waiting for the sequencer's answer.
+struct Pending(oneshot::Receiver<Result<Accepted, crate::log::sequencer::Refused>>);
 
 impl Pending {
     /// Waits until the entry is durable (or refused).
     async fn wait(self) -> Result<Accepted, ApiError> {
-        match self {
-            Pending::Done(accepted) => Ok(accepted),
-            Pending::Queued(answer) => match answer.await {
-                Ok(Ok(accepted)) => Ok(accepted),
-                Ok(Err(refused)) => Err(ApiError::from_refused(refused)),
-                Err(_) => Err(ApiError::shutting_down()),
-            },
+        match self.0.await {
+            Ok(Ok(accepted)) => Ok(accepted),
+            Ok(Err(refused)) => Err(ApiError::from_refused(refused)),
+            Err(_) => Err(ApiError::shutting_down()),
         }
     }
 }
 
-/// Queues a validated entry for the sequencer. An identical logged entry is
-/// answered at once with its index; a full queue is refused (pushback).
+/// Queues a validated entry for the sequencer, which answers an identical
+/// logged entry with its index (the dedup lookup happens once, there); a
+/// full queue is refused (pushback).
 fn enqueue(state: &AppState, entry: SignedEntry, received: Instant) -> Result<Pending, ApiError> {
     let metrics = &state.log.metrics;
-    if let Some(index) = state.log.logged_index(&entry.id(), entry.bytes()) {
-        metrics.duplicates.fetch_add(1, Relaxed);
-        return Ok(Pending::Done(Accepted {
-            index,
-            duplicate: true,
-            warnings: Vec::new(),
-        }));
-    }
     let (reply, answer) = oneshot::channel();
     let submission = Submission {
         entry,
@@ -131,7 +120,7 @@ fn enqueue(state: &AppState, entry: SignedEntry, received: Instant) -> Result<Pe
         Ok(()) => {
             let depth = state.queue.max_capacity() - state.queue.capacity();
             metrics.queue_depth.store(depth as u64, Relaxed);
-            Ok(Pending::Queued(answer))
+            Ok(Pending(answer))
         }
         Err(mpsc::error::TrySendError::Full(_)) => {
             metrics.pushback.fetch_add(1, Relaxed);
