@@ -1311,6 +1311,27 @@ fn every_rule_violation_is_refused_and_nothing_written() {
         &chain.approver2,
     );
     chain.ok(&activate_v1, &chain.approver1);
+    // The version's approvals are each approver's latest decision.
+    let ver1 = http.get_json(&format!("/v1/versions/{v1}"));
+    let decisions: BTreeSet<(String, String)> = ver1["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["signer"].as_str().unwrap().to_owned(),
+                a["body"]["decision"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        BTreeSet::from([
+            (chain.approver1.vkey.clone(), "approve".to_owned()),
+            (chain.approver2.vkey.clone(), "approve".to_owned()),
+        ]),
+        "{ver1}"
+    );
 
     // Approval naming the old policy after a policy update.
     let old_policy = chain.policy_id();
@@ -1400,6 +1421,16 @@ fn every_rule_violation_is_refused_and_nothing_written() {
     raw_refused(
         "transition in the future",
         future.bytes(),
+        422,
+        "transition_time",
+    );
+    // A transition dated before the model's previous one.
+    let mut past = transition(json!(v1), &v2);
+    past["at"] = json!(ts(now_ms() - 3_600_000));
+    let past = chain.approver1.sign(Kind::Transition, past);
+    raw_refused(
+        "transition before the previous one",
+        past.bytes(),
         422,
         "transition_time",
     );
@@ -1651,7 +1682,8 @@ fn every_rule_violation_is_refused_and_nothing_written() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("entry_too_large") || stderr.contains("65"),
+        // The CLI refuses it before sending anything.
+        stderr.contains("larger than the limit of 65535 bytes"),
         "oversize card: {stderr}"
     );
     assert_eq!(chain.size(), size);
