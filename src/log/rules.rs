@@ -18,7 +18,12 @@
 //!   rollback is a transition to an earlier version.
 //! - An `inference` is evidence: it is never refused for naming an unknown or
 //!   inactive version, only flagged (warnings); a `served_at` in the future
-//!   or older than the configured bound is refused.
+//!   or older than the configured bound is refused. A request ID logged
+//!   before is flagged too; queries by request ID answer with the first.
+//! - Approvals made under an earlier policy keep counting after a policy
+//!   update as long as their signer is still an approver: an update adding a
+//!   criterion applies to approvals made from then on (each approval states
+//!   the policy it was judged against).
 //!
 //! Committed state lives in the derived index (re-derived on reindex); what a
 //! batch admits is staged here until its checkpoint is durable.
@@ -66,6 +71,8 @@ struct Staged {
     approvals: HashMap<(ContentHash, String), bool>,
     /// model → (active version, `at` in ms)
     active: HashMap<String, (ContentHash, u64)>,
+    /// request ID → index of the first inference naming it
+    requests: HashMap<String, u64>,
 }
 
 /// The policy and chain rules.
@@ -326,7 +333,11 @@ impl GovernanceRules {
         Ok(())
     }
 
-    fn admit_inference(&self, inference: &Inference) -> Result<Vec<String>, Refused> {
+    fn admit_inference(
+        &mut self,
+        inference: &Inference,
+        index: u64,
+    ) -> Result<Vec<String>, Refused> {
         let served = inference.served_at.unix_millis();
         let now = now_ms();
         if served > now.saturating_add(self.bounds.max_future_ms) {
@@ -363,6 +374,19 @@ impl GovernanceRules {
             )),
             None => warnings.push(format!("{model:?} has no active version")),
         }
+        let rid = inference.request_id.as_str();
+        let earlier = match self.staged.requests.get(rid) {
+            Some(&i) => Some(i),
+            None => self.index().lookup_request(rid).map_err(index_failure)?,
+        };
+        match earlier {
+            Some(first) => warnings.push(format!(
+                "request ID {rid:?} was already logged at index {first}; queries by request ID answer with that first entry"
+            )),
+            None => {
+                self.staged.requests.insert(rid.to_owned(), index);
+            }
+        }
         Ok(warnings)
     }
 }
@@ -384,7 +408,7 @@ impl ChainRules for GovernanceRules {
             Body::ModelVersion(version) => self.admit_version(&version)?,
             Body::Approval(approval) => self.admit_approval(entry, &approval)?,
             Body::Transition(transition) => self.admit_transition(&transition)?,
-            Body::Inference(inference) => return self.admit_inference(&inference),
+            Body::Inference(inference) => return self.admit_inference(&inference, index),
         }
         Ok(Vec::new())
     }

@@ -189,6 +189,22 @@ fn integrate(
     batch: Vec<Submission>,
 ) -> Result<(), String> {
     let start_size = log.published().size;
+    // The rules judge by the index: if an earlier batch's index update
+    // failed, bring it up to the published tree first, or refuse the batch.
+    if log.index.indexed_size() != start_size
+        && let Err(err) = log.index.catch_up(&*log.store, start_size)
+    {
+        let refused = Refused::new(
+            500,
+            "index_failure",
+            format!("the log's index is behind and cannot catch up: {err}"),
+        );
+        for s in batch {
+            log.metrics.rejected.fetch_add(1, Relaxed);
+            let _ = s.reply.send(Err(refused.clone()));
+        }
+        return Ok(());
+    }
     let mut next = start_size;
     let mut in_batch: HashMap<ArtefactId, u64> = HashMap::new();
     let mut fates = Vec::with_capacity(batch.len());
@@ -234,7 +250,7 @@ fn integrate(
         // Index before publishing, so that no reader sees an entry in the
         // checkpoint that the index cannot find yet.
         if let Err(err) = log.index.record(start_size, &leaves) {
-            // The index is derived: it catches up on the next start.
+            // The index is derived: the next batch (or start) catches it up.
             tracing::warn!(%err, "index update failed");
         }
         rules.commit(log);

@@ -23,7 +23,7 @@ use crate::entry::ArtefactId;
 use crate::tlog::tile::{TILE_WIDTH, Tile, TileKind, parse_bundle_for};
 
 /// Bumped when the index layout changes; an index of another version is rebuilt.
-const SCHEMA_VERSION: u64 = 2;
+const SCHEMA_VERSION: u64 = 3;
 
 /// sled's page cache, in bytes.
 const CACHE_BYTES: u64 = 64 << 20;
@@ -241,7 +241,7 @@ impl Index {
         let mut versions = FirstWins::new(&self.versions);
         let mut approvals = sled::Batch::default();
         let mut active = sled::Batch::default();
-        let mut inferences: std::collections::HashMap<[u8; 32], u64> = Default::default();
+        let mut inferences: std::collections::HashMap<[u8; 32], Vec<u64>> = Default::default();
         let mut last_policy = None;
         for (i, entry) in entries.iter().enumerate() {
             let index = first + i as u64;
@@ -293,7 +293,7 @@ impl Index {
                         requests.insert(rid.as_bytes(), index)?;
                     }
                     if let Some(v) = version {
-                        *inferences.entry(v).or_default() += 1;
+                        inferences.entry(v).or_default().push(index);
                     }
                 }
                 _ => {}
@@ -305,10 +305,18 @@ impl Index {
         self.models.apply_batch(models)?;
         self.approvals.apply_batch(approvals)?;
         self.active.apply_batch(active)?;
-        for (v, n) in inferences {
+        // A count is stored with the last index it counted, so replaying
+        // entries already counted (a crash between these writes and the
+        // indexed size) adds nothing: recording stays idempotent.
+        for (v, indexes) in inferences {
             self.inferences.update_and_fetch(v, |old| {
-                let count = old.map_or(0, decode_u64) + n;
-                Some(count.to_be_bytes().to_vec())
+                let (count, last) = old.map_or((0, None), decode_count);
+                let fresh = indexes.iter().filter(|&&i| last.is_none_or(|l| i > l));
+                let added = fresh.clone().count() as u64;
+                let last = fresh.max().copied().max(last);
+                let mut value = (count + added).to_be_bytes().to_vec();
+                value.extend_from_slice(&last.unwrap_or(0).to_be_bytes());
+                Some(value)
             })?;
         }
         if let Some(policy) = last_policy {
@@ -369,7 +377,7 @@ impl Index {
 
     /// How many inference entries name the version with this hash.
     pub fn inference_count(&self, hash: &[u8; 32]) -> Result<u64, IndexError> {
-        Ok(self.inferences.get(hash)?.map_or(0, |v| decode_u64(&v)))
+        Ok(self.inferences.get(hash)?.map_or(0, |v| decode_count(&v).0))
     }
 
     /// The leaf index of the first inference entry with this request ID.
@@ -454,6 +462,12 @@ fn hash_bytes(text: &str) -> Option<[u8; 32]> {
     crate::entry::ContentHash::parse(text).ok().map(|h| h.0)
 }
 
+/// An inference count and the last index it counted.
+fn decode_count(bytes: &[u8]) -> (u64, Option<u64>) {
+    let count = decode_u64(bytes.get(..8).unwrap_or_default());
+    (count, bytes.get(8..16).map(decode_u64))
+}
+
 fn decode_u64(bytes: &[u8]) -> u64 {
     bytes.try_into().map(u64::from_be_bytes).unwrap_or(u64::MAX)
 }
@@ -471,4 +485,97 @@ fn aside_path(path: &Path) -> PathBuf {
         n += 1;
     }
     candidate
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V1: &str = "b3:1111111111111111111111111111111111111111111111111111111111111111";
+    const V2: &str = "b3:2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("modeltrail-index-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// Entries as the index reads them (it does not check signatures).
+    fn entries() -> Vec<Vec<u8>> {
+        [
+            r#"{"body":{},"kind":"policy","signer":"admin"}"#.to_owned(),
+            format!(r#"{{"body":{{"model":"m","version_hash":"{V1}"}},"kind":"model_version","signer":"r"}}"#),
+            format!(r#"{{"body":{{"decision":"approve","version_hash":"{V1}"}},"kind":"approval","signer":"a1"}}"#),
+            format!(r#"{{"body":{{"decision":"reject","version_hash":"{V1}"}},"kind":"approval","signer":"a2"}}"#),
+            format!(r#"{{"body":{{"at":"2026-01-01T00:00:00.000Z","model":"m","to":"{V1}"}},"kind":"transition","signer":"a1"}}"#),
+            format!(r#"{{"body":{{"model":"m","request_id":"r1","version_hash":"{V1}"}},"kind":"inference","signer":"s"}}"#),
+            format!(r#"{{"body":{{"model":"m","request_id":"r2","version_hash":"{V1}"}},"kind":"inference","signer":"s"}}"#),
+            format!(r#"{{"body":{{"model":"m","request_id":"r1","version_hash":"{V2}"}},"kind":"inference","signer":"s"}}"#),
+            format!(r#"{{"body":{{"decision":"approve","version_hash":"{V1}"}},"kind":"approval","signer":"a2"}}"#),
+        ]
+        .into_iter()
+        .map(String::into_bytes)
+        .collect()
+    }
+
+    fn hash(text: &str) -> [u8; 32] {
+        hash_bytes(text).unwrap()
+    }
+
+    fn assert_state(index: &Index) {
+        assert_eq!(index.indexed_size(), 9);
+        assert_eq!(index.current_policy().unwrap(), Some(0));
+        assert_eq!(
+            index.version(&hash(V1)).unwrap(),
+            Some(VersionRecord {
+                index: 1,
+                model: "m".into()
+            })
+        );
+        let mut approvals = index.approvals(&hash(V1)).unwrap();
+        approvals.sort_by(|a, b| a.signer.cmp(&b.signer));
+        let latest: Vec<(&str, bool, u64)> = approvals
+            .iter()
+            .map(|a| (a.signer.as_str(), a.approve, a.index))
+            .collect();
+        assert_eq!(latest, vec![("a1", true, 2), ("a2", true, 8)]);
+        let active = index.active("m").unwrap().unwrap();
+        assert_eq!((active.version, active.index), (hash(V1), 4));
+        assert_eq!(index.model_history("m").unwrap(), vec![4]);
+        assert_eq!(index.inference_count(&hash(V1)).unwrap(), 2);
+        assert_eq!(index.inference_count(&hash(V2)).unwrap(), 1);
+        // The first inference with a request ID is the one found.
+        assert_eq!(index.lookup_request("r1").unwrap(), Some(5));
+        assert_eq!(index.lookup_request("r2").unwrap(), Some(6));
+        let first = entries()[0].clone();
+        assert_eq!(index.lookup_id(&ArtefactId::of(&first)).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn records_the_chain_state() {
+        let dir = scratch("state");
+        let index = Index::open(&dir).unwrap();
+        let entries = entries();
+        index.record(0, &entries[..4]).unwrap();
+        index.record(4, &entries[4..]).unwrap();
+        assert_state(&index);
+        drop(index);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn replaying_recorded_entries_changes_nothing() {
+        let dir = scratch("replay");
+        let index = Index::open(&dir).unwrap();
+        let entries = entries();
+        index.record(0, &entries).unwrap();
+        // A crash after the trees were written but before the indexed size
+        // was: the next start records the same entries again.
+        index.record(3, &entries[3..]).unwrap();
+        index.record(0, &entries).unwrap();
+        assert_state(&index);
+        drop(index);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
