@@ -20,10 +20,13 @@
 //! - File names must be UTF-8; anything else is an error.
 //!
 //! The version hash is `b3:` + BLAKE3(manifest bytes). Each file is hashed
-//! memory-mapped and multi-threaded (BLAKE3's rayon mode).
+//! memory-mapped and multi-threaded (BLAKE3's rayon mode), fed to one hasher
+//! in [`PIECE`]-byte pieces so that progress can be reported while a large
+//! file hashes; BLAKE3 is incremental, so the pieces never change the hash.
+//! `size` is the number of bytes hashed.
 
-use std::fs;
-use std::io;
+use std::fs::{self, File};
+use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -76,6 +79,14 @@ pub enum WeightsError {
     Empty(PathBuf),
 }
 
+/// Bytes hashed between two progress reports: a power of two (a whole
+/// BLAKE3 subtree, hashed in parallel). It affects progress, never the hash.
+pub const PIECE: usize = 64 << 20;
+
+/// Files shorter than this are read rather than memory-mapped (as BLAKE3's
+/// own `update_mmap` does): mapping costs more than it saves.
+const MIN_MMAP: u64 = 16 * 1024;
+
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> WeightsError + '_ {
     move |source| WeightsError::Io {
         path: path.to_owned(),
@@ -106,17 +117,23 @@ impl Manifest {
     }
 
     /// Hashes every file under `root`; `progress` is called with the bytes
-    /// of each file once it is hashed.
-    pub fn compute(root: &Path, mut progress: impl FnMut(u64)) -> Result<Manifest, WeightsError> {
-        let mut files = Vec::new();
-        for (rel, abs, size) in Manifest::list(root)? {
-            let mut hasher = blake3::Hasher::new();
-            hasher.update_mmap_rayon(&abs).map_err(io_error(&abs))?;
-            progress(size);
+    /// hashed since its last call (at least every [`PIECE`] bytes).
+    pub fn compute(root: &Path, progress: impl FnMut(u64)) -> Result<Manifest, WeightsError> {
+        Manifest::hash_files(Manifest::list(root)?, progress)
+    }
+
+    /// Hashes the files of [`Manifest::list`], as [`Manifest::compute`].
+    pub fn hash_files(
+        listed: Vec<(String, PathBuf, u64)>,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Manifest, WeightsError> {
+        let mut files = Vec::with_capacity(listed.len());
+        for (rel, abs, _) in listed {
+            let (size, blake3) = hash_file(&abs, &mut progress).map_err(io_error(&abs))?;
             files.push(ManifestFile {
                 path: rel,
                 size,
-                blake3: *hasher.finalize().as_bytes(),
+                blake3,
             });
         }
         Ok(Manifest { files })
@@ -152,6 +169,41 @@ impl Manifest {
     pub fn total_size(&self) -> u64 {
         self.files.iter().map(|f| f.size).sum()
     }
+}
+
+/// BLAKE3 of one file and the number of bytes hashed. A file of at least
+/// [`MIN_MMAP`] bytes is memory-mapped (bounded memory: the page cache
+/// holds the data) and hashed piece by piece with rayon; a smaller one, or
+/// one that cannot be mapped, is read.
+fn hash_file(path: &Path, progress: &mut impl FnMut(u64)) -> io::Result<(u64, [u8; 32])> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let mut hasher = blake3::Hasher::new();
+    if len >= MIN_MMAP
+        && let Ok(len) = usize::try_from(len)
+        // SAFETY: the map is read only here and never escapes. If another
+        // process changes the file meanwhile, the hash is of whatever was
+        // read (or the process gets SIGBUS on truncation), as with b3sum;
+        // memory safety does not depend on the contents.
+        && let Ok(map) = unsafe { memmap2::MmapOptions::new().len(len).map(&file) }
+    {
+        let _ = map.advise(memmap2::Advice::Sequential);
+        for piece in map.chunks(PIECE) {
+            hasher.update_rayon(piece);
+            progress(piece.len() as u64);
+        }
+        return Ok((len as u64, *hasher.finalize().as_bytes()));
+    }
+    let mut total = 0u64;
+    loop {
+        let n = io::copy(&mut (&mut file).take(PIECE as u64), &mut hasher)?;
+        if n == 0 {
+            break;
+        }
+        total += n;
+        progress(n);
+    }
+    Ok((total, *hasher.finalize().as_bytes()))
 }
 
 /// Collects regular files under `dir`, `prefix` being its relative path.
@@ -290,6 +342,79 @@ mod tests {
             Manifest::compute(&dir, |_| {}),
             Err(WeightsError::Unsupported { .. })
         ));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Deterministic, non-repeating test bytes (a BLAKE3 XOF stream).
+    fn content(len: usize) -> Vec<u8> {
+        let mut out = vec![0; len];
+        blake3::Hasher::new()
+            .update(b"modeltrail weights test")
+            .finalize_xof()
+            .fill(&mut out);
+        out
+    }
+
+    #[test]
+    fn pieces_hash_as_the_whole_file() {
+        // Around the mmap threshold and piece boundaries, including files of
+        // more than one piece: each must hash to BLAKE3 of its bytes.
+        let dir = scratch("pieces");
+        let min = MIN_MMAP as usize;
+        let sizes = [
+            0,
+            1,
+            min - 1,
+            min,
+            min + 1,
+            PIECE - 1,
+            PIECE,
+            PIECE + 1,
+            2 * PIECE + 1024 + 1,
+        ];
+        let data = content(*sizes.iter().max().unwrap());
+        for &size in &sizes {
+            let path = dir.join("f.bin");
+            fs::write(&path, &data[..size]).unwrap();
+            let mut reports = Vec::new();
+            let manifest = Manifest::compute(&path, |n| reports.push(n)).unwrap();
+            let file = &manifest.files[0];
+            assert_eq!(file.size, size as u64, "size {size}");
+            assert_eq!(
+                blake3::Hash::from_bytes(file.blake3),
+                blake3::hash(&data[..size]),
+                "size {size}"
+            );
+            assert_eq!(reports.iter().sum::<u64>(), size as u64);
+            assert!(reports.iter().all(|&n| 0 < n && n <= PIECE as u64));
+            assert_eq!(reports.len(), size.div_ceil(PIECE), "size {size}");
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_of_several_pieces_in_a_manifest() {
+        // The manifest entry of a file larger than one piece is BLAKE3 of
+        // its content, so chunked hashing cannot drift from `b3sum`.
+        let dir = scratch("large");
+        let big = content(PIECE + PIECE / 2 + 7);
+        fs::write(dir.join("model.bin"), &big).unwrap();
+        fs::write(dir.join("config.json"), b"{}").unwrap();
+        let manifest = Manifest::compute(&dir, |_| {}).unwrap();
+        let expected = format!(
+            "{{\"files\":[{{\"blake3\":\"{}\",\"path\":\"config.json\",\"size\":2}},{{\"blake3\":\"{}\",\"path\":\"model.bin\",\"size\":{}}}],\"v\":1}}",
+            blake3::hash(b"{}").to_hex(),
+            blake3::hash(&big).to_hex(),
+            big.len()
+        );
+        assert_eq!(
+            String::from_utf8(manifest.to_canonical()).unwrap(),
+            expected
+        );
+        assert_eq!(
+            manifest.version_hash().to_string(),
+            format!("b3:{}", blake3::hash(expected.as_bytes()).to_hex())
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 

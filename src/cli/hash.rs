@@ -4,6 +4,7 @@ use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use crate::weights::Manifest;
@@ -33,29 +34,24 @@ impl HashArgs {
     }
 }
 
-/// Hashes weights, with a progress line on a terminal and none when piped.
+/// Hashes weights, with a progress bar (bytes, rate, ETA) when stderr is a
+/// terminal and none when it is not. It advances every [`PIECE`] bytes, so
+/// also within one large file.
+///
+/// [`PIECE`]: crate::weights::PIECE
 pub(super) fn hash_weights(path: &Path) -> anyhow::Result<Manifest> {
-    let total: u64 = Manifest::list(path)?.iter().map(|f| f.2).sum();
-    let show = std::io::stderr().is_terminal();
-    let started = std::time::Instant::now();
-    let mut done = 0u64;
-    let manifest = Manifest::compute(path, |bytes| {
-        done += bytes;
-        if show {
-            let secs = started.elapsed().as_secs_f64().max(1e-9);
-            let rate = done as f64 / secs;
-            let eta = (total - done) as f64 / rate.max(1.0);
-            eprint!(
-                "\r{:>6.1} / {:.1} MiB  {:>7.1} MiB/s  ETA {:>4.0} s ",
-                done as f64 / 1048576.0,
-                total as f64 / 1048576.0,
-                rate / 1048576.0,
-                eta
-            );
-        }
-    })?;
-    if show {
-        eprintln!();
-    }
-    Ok(manifest)
+    let files = Manifest::list(path)?;
+    let bar = if std::io::stderr().is_terminal() {
+        let total = files.iter().map(|f| f.2).sum();
+        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()).with_style(
+            ProgressStyle::with_template(
+                "{wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            )?,
+        )
+    } else {
+        ProgressBar::hidden()
+    };
+    let manifest = Manifest::hash_files(files, |bytes| bar.inc(bytes));
+    bar.finish_and_clear();
+    Ok(manifest?)
 }
