@@ -13,12 +13,9 @@
 //! 5. `modeltrail hash` is stable and sensitive to every byte, name and file.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use modeltrail::entry::canonical::to_canonical;
 use modeltrail::entry::{ArtefactId, ContentHash, Kind, MAX_ENTRY_SIZE, SignedEntry, Timestamp};
@@ -28,18 +25,11 @@ use modeltrail::tlog::policy::Policy;
 use modeltrail::tlog::tlog_proof::TlogProof;
 use serde_json::{Map, Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_modeltrail");
-const MODEL: &str = "fraud-detector";
+mod common;
 
-/// A fresh directory under the target directory, removed by the next run.
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("chain")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{BIN, Client, Reply, Server, scratch};
+
+const MODEL: &str = "fraud-detector";
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -59,215 +49,6 @@ fn ms(t: &Value) -> u64 {
 }
 
 // ---------------------------------------------------------------------------
-// The server process
-// ---------------------------------------------------------------------------
-
-/// A running `modeltrail serve`. Dropping it kills the process.
-struct Server {
-    child: Child,
-    base: String,
-    stderr: Arc<Mutex<String>>,
-    drain: Option<JoinHandle<()>>,
-}
-
-impl Server {
-    fn start(data: &Path) -> Server {
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .arg("--data")
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn modeltrail serve");
-        let pipe = child.stderr.take().expect("piped stderr");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let drain = {
-            let stderr = stderr.clone();
-            std::thread::spawn(move || {
-                // Keep reading until EOF so the pipe never fills.
-                for line in BufReader::new(pipe).split(b'\n') {
-                    let Ok(line) = line else { break };
-                    let line = String::from_utf8_lossy(&line);
-                    if let Some(rest) = line.strip_prefix("modeltrail: serving ")
-                        && let Some((_, addr)) = rest.rsplit_once(" on http://")
-                    {
-                        let _ = tx.send(addr.to_owned());
-                    }
-                    let mut all = stderr.lock().unwrap();
-                    all.push_str(&line);
-                    all.push('\n');
-                }
-            })
-        };
-        let mut server = Server {
-            child,
-            base: String::new(),
-            stderr,
-            drain: Some(drain),
-        };
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => server.base = format!("http://{addr}"),
-            Err(_) => {
-                let _ = server.child.kill();
-                let _ = server.child.wait();
-                if let Some(d) = server.drain.take() {
-                    let _ = d.join();
-                }
-                panic!(
-                    "the server did not announce its address; stderr:\n{}",
-                    server.stderr()
-                );
-            }
-        }
-        server
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Graceful stop: SIGTERM, then wait for the exit status.
-    fn terminate(&mut self) -> ExitStatus {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill")
-            .success();
-        assert!(ok, "kill -TERM failed");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                if let Some(d) = self.drain.take() {
-                    let _ = d.join();
-                }
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("the server did not exit; stderr:\n{}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if let Some(d) = self.drain.take() {
-            let _ = d.join();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// HTTP
-// ---------------------------------------------------------------------------
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-
-    /// `error.code` of an error answer (with a non-empty message).
-    fn code(&self) -> String {
-        let v = self.json();
-        assert!(
-            v["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty()),
-            "error without a message: {}",
-            self.text()
-        );
-        v["error"]["code"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no error.code in {}", self.text()))
-            .to_owned()
-    }
-}
-
-#[derive(Clone)]
-struct Http {
-    agent: ureq::Agent,
-    base: String,
-}
-
-impl Http {
-    fn new(base: &str) -> Http {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .proxy(None)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build();
-        Http {
-            agent: config.into(),
-            base: base.to_owned(),
-        }
-    }
-
-    fn finish(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
-        let mut response = result.expect("HTTP request");
-        let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_vec()
-            .expect("read the answer");
-        Reply { status, body }
-    }
-
-    fn get(&self, path: &str) -> Reply {
-        Http::finish(self.agent.get(format!("{}{path}", self.base)).call())
-    }
-
-    /// GET that must answer 200 with JSON.
-    fn get_json(&self, path: &str) -> Value {
-        let r = self.get(path);
-        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
-        r.json()
-    }
-
-    fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {
-        Http::finish(
-            self.agent
-                .post(format!("{}{path}", self.base))
-                .header("content-type", content_type)
-                .send(body),
-        )
-    }
-
-    fn add(&self, bytes: &[u8]) -> Reply {
-        self.post("/add", "application/json", bytes)
-    }
-
-    fn entry(&self, index: u64) -> Vec<u8> {
-        let r = self.get(&format!("/v1/entries/{index}"));
-        assert_eq!(r.status, 200, "entry {index}: {}", r.text());
-        r.body
-    }
-}
-
-// ---------------------------------------------------------------------------
 // A log with its actors, driven through the CLI
 // ---------------------------------------------------------------------------
 
@@ -281,7 +62,7 @@ struct Actor {
 
 impl Actor {
     fn load(file: PathBuf) -> Actor {
-        let key = SignerKey::parse(std::fs::read_to_string(&file).unwrap().trim_end()).unwrap();
+        let key = common::read_key(&file);
         let vkey = key.verifier().to_string();
         Actor { file, key, vkey }
     }
@@ -300,7 +81,7 @@ struct Chain {
     dir: PathBuf,
     data: PathBuf,
     server: Server,
-    http: Http,
+    http: Client,
     log_vkey: VerifierKey,
     admin: Actor,
     registry: Actor,
@@ -317,41 +98,20 @@ impl Chain {
     fn new(name: &str) -> Chain {
         let dir = scratch(name);
         let data = dir.join("data");
-        let out = Command::new(BIN)
-            .arg("init")
-            .arg("--data")
-            .arg(&data)
-            .args(["--origin", &format!("chain.example.test/{name}")])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let log_vkey = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("log vkey:"))
-            .map(|v| VerifierKey::parse(v.trim()).unwrap())
-            .unwrap_or_else(|| panic!("no log vkey in {stdout:?}"));
+        let stdout = common::init(&data, &["--origin", &format!("chain.example.test/{name}")]);
+        let log_vkey = common::init_vkey(&stdout, "log vkey:");
         let server = Server::start(&data);
-        let http = Http::new(&server.base);
+        let http = Client::new(&server.base);
         let keygen = |who: &str| {
             let file = dir.join(format!("{who}.key"));
-            let out = Command::new(BIN)
-                .args(["keygen", "--name", &format!("{who}.chain.example.test")])
-                .arg("--out")
-                .arg(&file)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
+            let stdout = common::run_ok(
+                Command::new(BIN)
+                    .args(["keygen", "--name", &format!("{who}.chain.example.test")])
+                    .arg("--out")
+                    .arg(&file),
             );
             let actor = Actor::load(file);
-            assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), actor.vkey);
+            assert_eq!(stdout.trim(), actor.vkey);
             actor
         };
         let chain = Chain {
@@ -1091,7 +851,7 @@ fn the_whole_chain_end_to_end_and_after_reindex() {
         "/v1/policy".to_owned(),
         "/checkpoint".to_owned(),
     ];
-    let answers = |http: &Http| -> Vec<(u16, String)> {
+    let answers = |http: &Client| -> Vec<(u16, String)> {
         queries
             .iter()
             .map(|q| {
@@ -1110,7 +870,7 @@ fn the_whole_chain_end_to_end_and_after_reindex() {
     );
     std::fs::remove_dir_all(chain.data.join("index")).unwrap();
     chain.server = Server::start(&chain.data);
-    let http = Http::new(&chain.server.base);
+    let http = Client::new(&chain.server.base);
     chain.http = http.clone();
     assert_eq!(chain.size(), size);
     for (q, (b, a)) in queries.iter().zip(before.iter().zip(answers(&http))) {
@@ -1118,23 +878,15 @@ fn the_whole_chain_end_to_end_and_after_reindex() {
     }
     // And with `modeltrail reindex` on the stopped log.
     assert_eq!(chain.server.terminate().code(), Some(0));
-    let out = Command::new(BIN)
-        .arg("reindex")
-        .arg("--data")
-        .arg(&chain.data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = common::run_ok(
+        Command::new(BIN)
+            .arg("reindex")
+            .arg("--data")
+            .arg(&chain.data),
     );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        format!("reindexed {size} entries\n")
-    );
+    assert_eq!(stdout, format!("reindexed {size} entries\n"));
     chain.server = Server::start(&chain.data);
-    let http = Http::new(&chain.server.base);
+    let http = Client::new(&chain.server.base);
     chain.http = http.clone();
     for (q, (b, a)) in queries.iter().zip(before.iter().zip(answers(&http))) {
         assert_eq!(b, &a, "GET {q} differs after modeltrail reindex");
@@ -1761,18 +1513,8 @@ fn every_rule_violation_is_refused_and_nothing_written() {
 
 /// `modeltrail hash --json <path>`.
 fn hash_cli(path: &Path) -> Value {
-    let out = Command::new(BIN)
-        .arg("hash")
-        .arg(path)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let stdout = common::run_ok(Command::new(BIN).arg("hash").arg(path).arg("--json"));
+    serde_json::from_str(&stdout).unwrap()
 }
 
 fn version_hash(path: &Path) -> String {

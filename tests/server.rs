@@ -12,12 +12,10 @@
 //! (`MODELTRAIL_CRASH_CYCLES`, default 30, sets the number of kill -9 cycles.)
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier, Mutex, mpsc};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use modeltrail::entry::canonical::to_canonical;
@@ -35,209 +33,15 @@ use modeltrail::tlog::tile::{
 use modeltrail::tlog::tlog_proof::TlogProof;
 use serde_json::{Map, Value, json};
 
-// ---------------------------------------------------------------------------
-// The server process
-// ---------------------------------------------------------------------------
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_modeltrail");
-
-/// A fresh directory under the target directory, removed by the next run.
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("server")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
-    dir
-}
-
-/// A running `modeltrail serve`. Dropping it kills the process.
-struct Server {
-    child: Child,
-    /// `http://127.0.0.1:<port>`.
-    base: String,
-    /// The tree size the start-up line announced.
-    start_size: u64,
-    /// Everything the server wrote on stderr so far.
-    stderr: Arc<Mutex<String>>,
-    drain: Option<JoinHandle<()>>,
-}
-
-impl Server {
-    /// Starts the server on `data` and waits for its "serving" line.
-    fn start(data: &Path) -> Server {
-        let mut child = Command::new(BIN)
-            .arg("serve")
-            .arg("--data")
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("MODELTRAIL_LOG_LEVEL", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn modeltrail serve");
-        let pipe = child.stderr.take().expect("piped stderr");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let drain = {
-            let stderr = stderr.clone();
-            std::thread::spawn(move || {
-                // Keep reading until EOF so the pipe never fills.
-                for line in BufReader::new(pipe).split(b'\n') {
-                    let Ok(line) = line else { break };
-                    let line = String::from_utf8_lossy(&line);
-                    if let Some(rest) = line.strip_prefix("modeltrail: serving ")
-                        && let Some((head, addr)) = rest.rsplit_once(" on http://")
-                    {
-                        let size = head
-                            .rsplit_once("(size ")
-                            .and_then(|(_, s)| s.strip_suffix(')'))
-                            .and_then(|s| s.parse::<u64>().ok());
-                        let _ = tx.send((addr.to_owned(), size));
-                    }
-                    let mut all = stderr.lock().unwrap();
-                    all.push_str(&line);
-                    all.push('\n');
-                }
-            })
-        };
-        let mut server = Server {
-            child,
-            base: String::new(),
-            start_size: 0,
-            stderr,
-            drain: Some(drain),
-        };
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok((addr, size)) => {
-                server.base = format!("http://{addr}");
-                server.start_size = size.expect("the serving line states the size");
-            }
-            Err(_) => {
-                let _ = server.child.kill();
-                let _ = server.child.wait();
-                if let Some(d) = server.drain.take() {
-                    let _ = d.join();
-                }
-                panic!(
-                    "the server did not announce its address; stderr:\n{}",
-                    server.stderr()
-                );
-            }
-        }
-        server
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    fn client(&self) -> Client {
-        Client::new(&self.base)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits for the process to end, at most `limit`.
-    fn wait_for_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                if let Some(d) = self.drain.take() {
-                    let _ = d.join();
-                }
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "the server did not exit within {limit:?}; stderr:\n{}",
-                    self.stderr()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Graceful stop: SIGTERM, then wait for the exit status.
-    fn terminate(&mut self) -> ExitStatus {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("run kill")
-            .success();
-        assert!(ok, "kill -TERM failed");
-        self.wait_for_exit(Duration::from_secs(30))
-    }
-
-    /// Crash: SIGKILL, no chance to clean up.
-    fn kill9(&mut self) -> ExitStatus {
-        self.child.kill().expect("SIGKILL");
-        self.wait_for_exit(Duration::from_secs(10))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if let Some(d) = self.drain.take() {
-            let _ = d.join();
-        }
-    }
-}
+use common::{BIN, Client, Reply, Server, scratch};
 
 // ---------------------------------------------------------------------------
-// HTTP
+// HTTP helpers specific to these tests
 // ---------------------------------------------------------------------------
-
-/// One HTTP answer.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
 
 impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-
-    /// `error.code` of an error answer (which must have the JSON error shape).
-    fn code(&self) -> String {
-        let v = self.json();
-        let code = v["error"]["code"].as_str().unwrap_or_else(|| {
-            panic!("no error.code in {}", self.text());
-        });
-        assert!(
-            v["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty()),
-            "error without a message: {}",
-            self.text()
-        );
-        code.to_owned()
-    }
-
     /// The decimal index a `POST /add` answers with.
     fn index(&self) -> u64 {
         assert_eq!(self.status, 200, "{}", self.text());
@@ -248,81 +52,7 @@ impl Reply {
     }
 }
 
-/// A blocking HTTP client bound to one server.
-#[derive(Clone)]
-struct Client {
-    agent: ureq::Agent,
-    base: String,
-}
-
 impl Client {
-    fn new(base: &str) -> Client {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .proxy(None)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build();
-        Client {
-            agent: config.into(),
-            base: base.to_owned(),
-        }
-    }
-
-    fn finish(
-        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<Reply, ureq::Error> {
-        let mut response = result?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(256 << 20)
-            .read_to_vec()?;
-        Ok(Reply {
-            status,
-            headers,
-            body,
-        })
-    }
-
-    fn try_get(&self, path: &str) -> Result<Reply, ureq::Error> {
-        Client::finish(self.agent.get(format!("{}{path}", self.base)).call())
-    }
-
-    fn try_post(&self, path: &str, content_type: &str, body: &[u8]) -> Result<Reply, ureq::Error> {
-        Client::finish(
-            self.agent
-                .post(format!("{}{path}", self.base))
-                .header("content-type", content_type)
-                .send(body),
-        )
-    }
-
-    fn get(&self, path: &str) -> Reply {
-        self.try_get(path)
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-    }
-
-    fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {
-        self.try_post(path, content_type, body)
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
-    }
-
-    /// `POST /add` of raw bytes.
-    fn add(&self, bytes: &[u8]) -> Reply {
-        self.post("/add", "application/json", bytes)
-    }
-
     /// `POST /v1/entries` as a JSON array of the raw texts.
     fn add_array(&self, entries: &[&[u8]]) -> Reply {
         self.post("/v1/entries", "application/json", &json_array(entries))
@@ -349,13 +79,6 @@ impl Client {
 
     fn size(&self, log_vkey: &VerifierKey) -> u64 {
         self.checkpoint(log_vkey).0.size
-    }
-
-    /// `GET /v1/entries/<i>`, which must exist.
-    fn entry(&self, index: u64) -> Vec<u8> {
-        let r = self.get(&format!("/v1/entries/{index}"));
-        assert_eq!(r.status, 200, "entry {index}: {}", r.text());
-        r.body
     }
 
     /// One tile by path; a partial tile that is gone is answered by the
@@ -495,41 +218,12 @@ impl Fixture {
     fn init(name: &str, sequencer: Option<&str>) -> Fixture {
         let dir = scratch(name);
         let origin = format!("e2e.example.test/{name}");
-        let out = Command::new(BIN)
-            .arg("init")
-            .arg("--data")
-            .arg(&dir)
-            .args(["--origin", &origin])
-            .output()
-            .expect("run modeltrail init");
-        assert!(
-            out.status.success(),
-            "init failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        let line = |prefix: &str| {
-            stdout
-                .lines()
-                .find_map(|l| l.strip_prefix(prefix))
-                .map(|v| VerifierKey::parse(v.trim()).unwrap())
-                .unwrap_or_else(|| panic!("no {prefix:?} line in {stdout:?}"))
-        };
-        let log_vkey = line("log vkey:");
-        let admin_vkey = line("admin vkey:");
-        let admin = SignerKey::parse(
-            std::fs::read_to_string(dir.join("keys/admin.key"))
-                .unwrap()
-                .trim_end(),
-        )
-        .unwrap();
+        let stdout = common::init(&dir, &["--origin", &origin]);
+        let log_vkey = common::init_vkey(&stdout, "log vkey:");
+        let admin_vkey = common::init_vkey(&stdout, "admin vkey:");
+        let admin = common::read_key(&dir.join("keys/admin.key"));
         assert_eq!(admin.verifier(), admin_vkey);
-        let log_key = SignerKey::parse(
-            std::fs::read_to_string(dir.join("keys/log.key"))
-                .unwrap()
-                .trim_end(),
-        )
-        .unwrap();
+        let log_key = common::read_key(&dir.join("keys/log.key"));
         assert_eq!(log_key.verifier(), log_vkey);
         assert_eq!(log_vkey.name(), origin);
         if let Some(sequencer) = sequencer {
@@ -1373,21 +1067,8 @@ fn restart_keeps_the_log_and_rebuilds_the_index() {
     assert_eq!(server.terminate().code(), Some(0));
 
     // `modeltrail reindex` on the stopped log.
-    let out = Command::new(BIN)
-        .arg("reindex")
-        .arg("--data")
-        .arg(&fx.dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "reindex failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "reindexed 11 entries\n"
-    );
+    let stdout = common::run_ok(Command::new(BIN).arg("reindex").arg("--data").arg(&fx.dir));
+    assert_eq!(stdout, "reindexed 11 entries\n");
     let server = Server::start(&fx.dir);
     let client = server.client();
     let (last, _) = client.checkpoint(&fx.log_vkey);
@@ -1865,16 +1546,7 @@ fn one_process_at_a_time_uses_a_data_directory() {
         .unwrap();
     assert!(!second.status.success(), "a second server started");
     assert_eq!(server.terminate().code(), Some(0));
-    let out = Command::new(BIN)
-        .args(["reindex", "--data"])
-        .arg(&fx.dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_ok(Command::new(BIN).args(["reindex", "--data"]).arg(&fx.dir));
 }
 
 #[test]

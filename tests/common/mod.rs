@@ -1,0 +1,379 @@
+//! The end-to-end harness shared by `tests/server.rs`, `tests/chain.rs` and
+//! `tests/bench_cli.rs`: the real `modeltrail` binary started on
+//! 127.0.0.1:0, a blocking HTTP client for it, scratch directories and
+//! `modeltrail init`.
+//!
+//! Each test file includes it with `mod common;` and uses what it needs.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use modeltrail::tlog::note::{SignerKey, VerifierKey};
+use serde_json::Value;
+
+/// The `modeltrail` binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_modeltrail");
+
+/// A fresh, empty directory `<target tmpdir>/<test crate>/<name>`, removed by
+/// the next run.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(env!("CARGO_CRATE_NAME"))
+        .join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+// ---------------------------------------------------------------------------
+// `modeltrail init`
+// ---------------------------------------------------------------------------
+
+/// Runs `cmd` (typically `Command::new(BIN)` with arguments), which must
+/// exit successfully; returns its stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `modeltrail init --data <data>` with `args` (e.g. `--origin`), which
+/// must succeed; returns its stdout.
+pub fn init(data: &Path, args: &[&str]) -> String {
+    run_ok(
+        Command::new(BIN)
+            .arg("init")
+            .arg("--data")
+            .arg(data)
+            .args(args),
+    )
+}
+
+/// The trimmed rest of the first line of `stdout` that starts with `prefix`
+/// (such as `"log vkey:"`), which must be there.
+pub fn init_line<'a>(stdout: &'a str, prefix: &str) -> &'a str {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {prefix:?} line in {stdout:?}"))
+}
+
+/// [`init_line`] parsed as a verifier key.
+pub fn init_vkey(stdout: &str, prefix: &str) -> VerifierKey {
+    VerifierKey::parse(init_line(stdout, prefix)).unwrap()
+}
+
+/// A signer key file as `init` and `keygen` write it.
+pub fn read_key(file: &Path) -> SignerKey {
+    SignerKey::parse(std::fs::read_to_string(file).unwrap().trim_end()).unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// The server process
+// ---------------------------------------------------------------------------
+
+/// A running `modeltrail serve`. Dropping it kills the process.
+pub struct Server {
+    pub child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The tree size the start-up line announced.
+    pub start_size: u64,
+    /// Everything the server wrote on stderr so far.
+    stderr: Arc<Mutex<String>>,
+    drain: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts the server on `data` (log level `info`) and waits, at most 30
+    /// s, for its `modeltrail: serving … (size N) on http://<addr>` line. A
+    /// thread keeps draining stderr so the pipe never fills.
+    pub fn start(data: &Path) -> Server {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("MODELTRAIL_LOG_LEVEL", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn modeltrail serve");
+        let pipe = child.stderr.take().expect("piped stderr");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let drain = {
+            let stderr = stderr.clone();
+            std::thread::spawn(move || {
+                // Keep reading until EOF so the pipe never fills.
+                for line in BufReader::new(pipe).split(b'\n') {
+                    let Ok(line) = line else { break };
+                    let line = String::from_utf8_lossy(&line);
+                    if let Some(rest) = line.strip_prefix("modeltrail: serving ")
+                        && let Some((head, addr)) = rest.rsplit_once(" on http://")
+                    {
+                        let size = head
+                            .rsplit_once("(size ")
+                            .and_then(|(_, s)| s.strip_suffix(')'))
+                            .and_then(|s| s.parse::<u64>().ok());
+                        let _ = tx.send((addr.to_owned(), size));
+                    }
+                    let mut all = stderr.lock().unwrap();
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+            })
+        };
+        let mut server = Server {
+            child,
+            base: String::new(),
+            start_size: 0,
+            stderr,
+            drain: Some(drain),
+        };
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok((addr, size)) => {
+                server.base = format!("http://{addr}");
+                server.start_size = size.expect("the serving line states the size");
+            }
+            Err(_) => {
+                let _ = server.child.kill();
+                let _ = server.child.wait();
+                if let Some(d) = server.drain.take() {
+                    let _ = d.join();
+                }
+                panic!(
+                    "the server did not announce its address; stderr:\n{}",
+                    server.stderr()
+                );
+            }
+        }
+        server
+    }
+
+    /// Everything the server wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// A client for this server.
+    pub fn client(&self) -> Client {
+        Client::new(&self.base)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to end, at most `limit`.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                if let Some(d) = self.drain.take() {
+                    let _ = d.join();
+                }
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "the server did not exit within {limit:?}; stderr:\n{}",
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Graceful stop: SIGTERM, then wait (at most 30 s) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -TERM failed");
+        self.wait_for_exit(Duration::from_secs(30))
+    }
+
+    /// Crash: SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) -> ExitStatus {
+        self.child.kill().expect("SIGKILL");
+        self.wait_for_exit(Duration::from_secs(10))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if let Some(d) = self.drain.take() {
+            let _ = d.join();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------
+
+/// One HTTP answer.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The first header called `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// `error.code` of an error answer (which must have the JSON error shape,
+    /// with a non-empty message).
+    pub fn code(&self) -> String {
+        let v = self.json();
+        let code = v["error"]["code"].as_str().unwrap_or_else(|| {
+            panic!("no error.code in {}", self.text());
+        });
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "error without a message: {}",
+            self.text()
+        );
+        code.to_owned()
+    }
+}
+
+/// A blocking HTTP client bound to one server: HTTP error statuses are
+/// answers, not errors; no proxy; 60 s per request.
+#[derive(Clone)]
+pub struct Client {
+    pub agent: ureq::Agent,
+    pub base: String,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Client {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build();
+        Client {
+            agent: config.into(),
+            base: base.to_owned(),
+        }
+    }
+
+    fn finish(
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Reply, ureq::Error> {
+        let mut response = result?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(256 << 20)
+            .read_to_vec()?;
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// `GET`, with transport errors returned.
+    pub fn try_get(&self, path: &str) -> Result<Reply, ureq::Error> {
+        Client::finish(self.agent.get(format!("{}{path}", self.base)).call())
+    }
+
+    /// `POST`, with transport errors returned.
+    pub fn try_post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<Reply, ureq::Error> {
+        Client::finish(
+            self.agent
+                .post(format!("{}{path}", self.base))
+                .header("content-type", content_type)
+                .send(body),
+        )
+    }
+
+    /// `GET`; a transport error panics.
+    pub fn get(&self, path: &str) -> Reply {
+        self.try_get(path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// `GET` that must answer 200 with JSON.
+    pub fn get_json(&self, path: &str) -> Value {
+        let r = self.get(path);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
+        r.json()
+    }
+
+    /// `POST`; a transport error panics.
+    pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {
+        self.try_post(path, content_type, body)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    /// `POST /add` of raw bytes.
+    pub fn add(&self, bytes: &[u8]) -> Reply {
+        self.post("/add", "application/json", bytes)
+    }
+
+    /// `GET /v1/entries/<i>`, which must exist.
+    pub fn entry(&self, index: u64) -> Vec<u8> {
+        let r = self.get(&format!("/v1/entries/{index}"));
+        assert_eq!(r.status, 200, "entry {index}: {}", r.text());
+        r.body
+    }
+}
