@@ -380,9 +380,13 @@ impl<S: TileStore> TreeWriter<S> {
     }
 }
 
-/// A bounded least-recently-used cache of *full* hash tiles, which are
-/// immutable, so that hot proofs do not read the store. Shared by readers
-/// (it locks internally); partial tiles are never cached.
+/// A bounded least-recently-used cache of hash tiles, so that hot proofs do
+/// not read the store. Shared by readers (it locks internally).
+///
+/// Full tiles are immutable. A partial tile is immutable too once a durable
+/// checkpoint covers its width (its hashes are then fixed), and readers with
+/// a cache only read tree sizes a checkpoint committed to; the right edge of
+/// the published tree, which every proof reads, is the hottest data there is.
 #[derive(Debug)]
 pub struct TileCache {
     capacity: usize,
@@ -443,7 +447,7 @@ impl TileCache {
     }
 
     fn insert(&self, tile: Tile, data: Arc<[u8]>) {
-        if self.capacity == 0 || tile.is_partial() {
+        if self.capacity == 0 {
             return;
         }
         let mut inner = self.lock();
@@ -483,7 +487,8 @@ impl<'a, S: TileStore + ?Sized> StoreTileReader<'a, S> {
         StoreTileReader { store, cache: None }
     }
 
-    /// The same reader, keeping full tiles in `cache`.
+    /// The same reader, keeping tiles in `cache`. Only for trees a durable
+    /// checkpoint committed to (see [`TileCache`]).
     pub fn with_cache(self, cache: &'a TileCache) -> StoreTileReader<'a, S> {
         StoreTileReader {
             cache: Some(cache),
@@ -493,7 +498,7 @@ impl<'a, S: TileStore + ?Sized> StoreTileReader<'a, S> {
 
     /// The data of one hash tile, `width × 32` bytes.
     fn read_tile(&self, tile: &Tile) -> Result<Arc<[u8]>, ReadError> {
-        let cache = self.cache.filter(|_| !tile.is_partial());
+        let cache = self.cache;
         if let Some(data) = cache.and_then(|c| c.get(tile)) {
             return Ok(data);
         }
