@@ -14,8 +14,9 @@ use serde_json::value::RawValue;
 use super::{ApiError, AppState, enqueue, validate};
 use crate::entry::ArtefactId;
 use crate::log::sequencer::Accepted;
+use crate::store::{FsTileStore, StoreHashReader};
 use crate::tlog::Hash;
-use crate::tlog::proof::{prove_consistency, prove_inclusion};
+use crate::tlog::proof::{ProveError, prove_consistency, prove_inclusion};
 use crate::tlog::tlog_proof::TlogProof;
 
 /// Reads a request body, answering an over-limit body with a JSON 413.
@@ -199,11 +200,17 @@ pub struct InclusionQuery {
     size: Option<u64>,
 }
 
-#[derive(Serialize)]
+/// A proof answer: `index` and `size` for inclusion, `old` and `new` for
+/// consistency, the root of the tree proven against, and the proof hashes.
+#[derive(Serialize, Default)]
 struct ProofAnswer {
+    #[serde(skip_serializing_if = "Option::is_none")]
     index: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     old: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     new: Option<u64>,
     root: String,
     proof: Vec<String>,
@@ -231,21 +238,14 @@ pub async fn inclusion_proof(
         )
         .into_response();
     }
-    let log = state.log.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let reader = log.hash_reader(size);
-        let proof = prove_inclusion(size, q.index, &reader).map_err(|e| e.to_string())?;
-        let root = root_of(&log, size, &reader)?;
-        Ok::<_, String>((proof, root))
-    })
-    .await;
-    proof_response(result, |(proof, root)| ProofAnswer {
-        index: Some(q.index),
+    let index = q.index;
+    let proven = prove_in_tree(&state, size, move |r| prove_inclusion(size, index, r)).await;
+    proof_response(proven, |proof, root| ProofAnswer {
+        index: Some(index),
         size: Some(size),
-        old: None,
-        new: None,
-        root: root.to_base64(),
-        proof: proof.iter().map(Hash::to_base64).collect(),
+        root,
+        proof,
+        ..ProofAnswer::default()
     })
 }
 
@@ -278,21 +278,14 @@ pub async fn consistency_proof(
         )
         .into_response();
     }
-    let log = state.log.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let reader = log.hash_reader(new);
-        let proof = prove_consistency(q.old, new, &reader).map_err(|e| e.to_string())?;
-        let root = root_of(&log, new, &reader)?;
-        Ok::<_, String>((proof, root))
-    })
-    .await;
-    proof_response(result, |(proof, root)| ProofAnswer {
-        index: None,
-        size: None,
-        old: Some(q.old),
+    let old = q.old;
+    let proven = prove_in_tree(&state, new, move |r| prove_consistency(old, new, r)).await;
+    proof_response(proven, |proof, root| ProofAnswer {
+        old: Some(old),
         new: Some(new),
-        root: root.to_base64(),
-        proof: proof.iter().map(Hash::to_base64).collect(),
+        root,
+        proof,
+        ..ProofAnswer::default()
     })
 }
 
@@ -309,17 +302,42 @@ fn root_of(
     crate::tlog::hash::tree_hash(size, reader).map_err(|e| e.to_string())
 }
 
-fn proof_response<T>(
-    result: Result<Result<T, String>, tokio::task::JoinError>,
-    answer: impl FnOnce(T) -> ProofAnswer,
+/// Runs `prove` over the stored hashes of the tree of `size` (a published
+/// size) off the async runtime, and returns the proof with that tree's root.
+async fn prove_in_tree(
+    state: &AppState,
+    size: u64,
+    prove: impl FnOnce(&StoreHashReader<'_, FsTileStore>) -> Result<Vec<Hash>, ProveError>
+    + Send
+    + 'static,
+) -> Result<(Vec<Hash>, Hash), ApiError> {
+    let log = state.log.clone();
+    let proven = tokio::task::spawn_blocking(move || {
+        let reader = log.hash_reader(size);
+        let proof = prove(&reader).map_err(|e| e.to_string())?;
+        let root = root_of(&log, size, &reader)?;
+        Ok::<_, String>((proof, root))
+    })
+    .await
+    .map_err(|_| ApiError::shutting_down())?;
+    proven.map_err(|err| {
+        tracing::error!(%err, "computing a proof");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_failure", err)
+    })
+}
+
+/// The JSON answer for a proof, or the error.
+fn proof_response(
+    proven: Result<(Vec<Hash>, Hash), ApiError>,
+    answer: impl FnOnce(Vec<String>, String) -> ProofAnswer,
 ) -> Response {
-    match result {
-        Ok(Ok(value)) => Json(answer(value)).into_response(),
-        Ok(Err(err)) => {
-            tracing::error!(%err, "computing a proof");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_failure", err).into_response()
-        }
-        Err(_) => ApiError::shutting_down().into_response(),
+    match proven {
+        Ok((proof, root)) => Json(answer(
+            proof.iter().map(Hash::to_base64).collect(),
+            root.to_base64(),
+        ))
+        .into_response(),
+        Err(err) => err.into_response(),
     }
 }
 
