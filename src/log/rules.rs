@@ -392,23 +392,25 @@ impl GovernanceRules {
 }
 
 impl ChainRules for GovernanceRules {
-    fn admit(&mut self, entry: &SignedEntry, index: u64) -> Result<Vec<String>, Refused> {
+    fn admit(
+        &mut self,
+        entry: &SignedEntry,
+        body: &Body,
+        index: u64,
+    ) -> Result<Vec<String>, Refused> {
         authorise(entry, &self.policy().body)
             .map_err(|e| refuse(e.http_status(), e.code(), e.to_string()))?;
-        let body = entry
-            .typed_body()
-            .map_err(|e| refuse(e.http_status(), e.code(), e.to_string()))?;
         match body {
-            Body::Policy(policy) => self.admit_policy(entry, policy, index),
+            Body::Policy(policy) => self.admit_policy(entry, policy.clone(), index),
             Body::ModelCard(card) => {
                 self.staged
                     .cards
                     .insert(entry.id(), card.model.as_str().to_owned());
             }
-            Body::ModelVersion(version) => self.admit_version(&version)?,
-            Body::Approval(approval) => self.admit_approval(entry, &approval)?,
-            Body::Transition(transition) => self.admit_transition(&transition)?,
-            Body::Inference(inference) => return self.admit_inference(&inference, index),
+            Body::ModelVersion(version) => self.admit_version(version)?,
+            Body::Approval(approval) => self.admit_approval(entry, approval)?,
+            Body::Transition(transition) => self.admit_transition(transition)?,
+            Body::Inference(inference) => return self.admit_inference(inference, index),
         }
         Ok(Vec::new())
     }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Log, Published};
-use crate::entry::{ArtefactId, SignedEntry};
+use crate::entry::{ArtefactId, Body, SignedEntry};
 use crate::store::fs::FsTileStore;
 use crate::store::writer::TreeWriter;
 use crate::tlog::checkpoint::Checkpoint;
@@ -38,6 +38,8 @@ use crate::tlog::note::{Note, SignerKey};
 pub struct Submission {
     /// The validated entry.
     pub entry: SignedEntry,
+    /// Its typed body, parsed once by the handler that validated it.
+    pub body: Body,
     /// When the request arrived, for the integration-latency metric.
     pub received: Instant,
     /// Where the outcome goes.
@@ -85,7 +87,12 @@ pub trait ChainRules: Send + 'static {
     /// Checks `entry` as the leaf at `index`, after everything admitted
     /// before it (earlier entries of the same batch included), and stages its
     /// effects. Returns warnings to pass on to the submitter.
-    fn admit(&mut self, entry: &SignedEntry, index: u64) -> Result<Vec<String>, Refused>;
+    fn admit(
+        &mut self,
+        entry: &SignedEntry,
+        body: &Body,
+        index: u64,
+    ) -> Result<Vec<String>, Refused>;
     /// The staged effects are durable: make them current.
     fn commit(&mut self, log: &Log);
     /// The batch could not be written: forget the staged effects.
@@ -217,7 +224,7 @@ fn integrate(
         };
         let fate = match known {
             Some(index) => Fate::Duplicate(index),
-            None => match rules.admit(&submission.entry, next) {
+            None => match rules.admit(&submission.entry, &submission.body, next) {
                 Ok(warnings) => {
                     in_batch.insert(id, next);
                     leaves.push(submission.entry.bytes().to_vec());

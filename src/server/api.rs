@@ -54,8 +54,8 @@ pub async fn add(State(state): State<AppState>, bytes: Result<Bytes, BytesReject
     let received = Instant::now();
     let result = async {
         let bytes = body(bytes)?;
-        let entry = validate(&state.log, &bytes, true)?;
-        enqueue(&state, entry, received)?.wait().await
+        let validated = validate(&state.log, &bytes, true)?;
+        enqueue(&state, validated, received)?.wait().await
     }
     .await;
     match result {
@@ -117,10 +117,10 @@ pub async fn add_batch(
     let pending: Vec<_> = raw
         .into_iter()
         .map(|bytes| {
-            let entry = validate(&state.log, bytes, !policy_pending)?;
-            policy_pending |= entry.kind() == crate::entry::Kind::Policy;
-            let id = entry.id();
-            enqueue(&state, entry, received).map(|p| (id, p))
+            let validated = validate(&state.log, bytes, !policy_pending)?;
+            policy_pending |= validated.0.kind() == crate::entry::Kind::Policy;
+            let id = validated.0.id();
+            enqueue(&state, validated, received).map(|p| (id, p))
         })
         .collect();
     let mut outcomes: Vec<Result<(ArtefactId, Accepted), ApiError>> =

@@ -31,7 +31,7 @@ use axum::routing::{get, post};
 use tokio::sync::{mpsc, oneshot};
 use tower_http::timeout::TimeoutLayer;
 
-use crate::entry::SignedEntry;
+use crate::entry::{Body, SignedEntry};
 use crate::log::Log;
 use crate::log::config::Config;
 use crate::log::sequencer::{Accepted, Submission};
@@ -80,15 +80,15 @@ pub fn router(state: AppState, config: &Config) -> Router {
 /// signature, the signer's role under the current policy (unless
 /// `check_roster` is false), and the typed body of its kind. The sequencer
 /// checks the rest, the roster again included, in log order.
-fn validate(log: &Log, bytes: &[u8], check_roster: bool) -> Result<SignedEntry, ApiError> {
+fn validate(log: &Log, bytes: &[u8], check_roster: bool) -> Result<(SignedEntry, Body), ApiError> {
     let policy = log.policy();
     let entry = SignedEntry::parse_with_keys(bytes, |vkey| policy.rostered_key(vkey).cloned())
         .map_err(ApiError::from_entry)?;
     if check_roster {
         crate::entry::authorise(&entry, &policy).map_err(ApiError::from_entry)?;
     }
-    entry.typed_body().map_err(ApiError::from_entry)?;
-    Ok(entry)
+    let body = entry.typed_body().map_err(ApiError::from_entry)?;
+    Ok((entry, body))
 }
 
 /// A submission waiting for the sequencer's answer.
@@ -108,11 +108,16 @@ impl Pending {
 /// Queues a validated entry for the sequencer, which answers an identical
 /// logged entry with its index (the dedup lookup happens once, there); a
 /// full queue is refused (pushback).
-fn enqueue(state: &AppState, entry: SignedEntry, received: Instant) -> Result<Pending, ApiError> {
+fn enqueue(
+    state: &AppState,
+    (entry, body): (SignedEntry, Body),
+    received: Instant,
+) -> Result<Pending, ApiError> {
     let metrics = &state.log.metrics;
     let (reply, answer) = oneshot::channel();
     let submission = Submission {
         entry,
+        body,
         received,
         reply,
     };
