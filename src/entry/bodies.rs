@@ -178,6 +178,25 @@ macro_rules! string_type {
     };
 }
 
+/// A validated text newtype: `as_str`, `Display`, and the serde and
+/// `FromStr` impls of [`string_type!`].
+macro_rules! text_type {
+    ($t:ident, $err:ty) => {
+        impl $t {
+            /// The text, as validated.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        string_type!($t, $err);
+    };
+}
+
 /// A model name: non-empty, at most [`MAX_NAME_CHARS`] characters, no
 /// control characters, no leading or trailing white space. `/` is allowed
 /// (Hugging Face `org/model` names). Compared exactly (case-sensitive).
@@ -195,20 +214,9 @@ impl ModelName {
         check_name(s, MAX_NAME_CHARS).map_err(ModelNameError)?;
         Ok(ModelName(s.to_owned()))
     }
-
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for ModelName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-string_type!(ModelName, ModelNameError);
+text_type!(ModelName, ModelNameError);
 
 /// The BLAKE3 hash of some content (a weights manifest, a document, an
 /// inference input or output), written like an [`ArtefactId`]: `b3:` + 64
@@ -269,20 +277,9 @@ impl GitSha {
             Err(GitShaError(quote(s)))
         }
     }
-
-    /// The SHA, in hex.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for GitSha {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-string_type!(GitSha, GitShaError);
+text_type!(GitSha, GitShaError);
 
 /// A model registry reference such as MLflow's `models:/name/3`: non-empty,
 /// at most [`MAX_REGISTRY_REF_CHARS`] characters, no white space or control
@@ -307,20 +304,9 @@ impl RegistryRef {
         }
         Ok(RegistryRef(s.to_owned()))
     }
-
-    /// The reference.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for RegistryRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-string_type!(RegistryRef, RegistryRefError);
+text_type!(RegistryRef, RegistryRefError);
 
 /// The ID of one served request: non-empty, at most [`MAX_REQUEST_ID_CHARS`]
 /// characters, no control characters, no leading or trailing white space.
@@ -338,20 +324,9 @@ impl RequestId {
         check_name(s, MAX_REQUEST_ID_CHARS).map_err(RequestIdError)?;
         Ok(RequestId(s.to_owned()))
     }
-
-    /// The ID.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for RequestId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-string_type!(RequestId, RequestIdError);
+text_type!(RequestId, RequestIdError);
 
 /// An instant in Unix milliseconds (UTC, no leap seconds), written in RFC
 /// 3339 with milliseconds exactly: `YYYY-MM-DDTHH:MM:SS.mmmZ`. Years
