@@ -114,7 +114,11 @@ impl Log {
         if index >= size {
             return None;
         }
-        read_entry(&*self.store, index, size).ok()
+        // A published entry that cannot be read is a storage fault, not a
+        // missing entry: say so where the operator will see it.
+        read_entry(&*self.store, index, size)
+            .inspect_err(|err| tracing::error!(index, %err, "reading a published entry"))
+            .ok()
     }
 
     /// The index of the logged entry with this ID, checked against the entry
