@@ -6,7 +6,7 @@
 //! <data>/keys/log.key     the log's checkpoint signing key (mode 0600)
 //! <data>/keys/admin.key   the initial policy's admin key (mode 0600)
 //! <data>/tiles/           the tlog-tiles tree: the source of truth, servable statically
-//! <data>/index/           the sled index: derived, rebuilt from tiles/ when missing or bad
+//! <data>/index/           the redb index: derived, rebuilt from tiles/ when missing or bad
 //! ```
 //!
 //! Precedence: command-line flags, then `MODELTRAIL_*` environment variables
@@ -202,7 +202,7 @@ impl DataDir<'_> {
     pub fn tiles(&self) -> PathBuf {
         self.0.join("tiles")
     }
-    /// The sled index.
+    /// The derived index (a directory holding one redb file).
     pub fn index(&self) -> PathBuf {
         self.0.join("index")
     }

@@ -1,21 +1,37 @@
-//! The derived index (sled): artefact ID → leaf index, inference request ID
+//! The derived index (redb): artefact ID → leaf index, inference request ID
 //! → leaf index, model → transition leaf indexes, the governance chain's
 //! state (registered versions, approvals per version, the active version per
 //! model, inferences per version), and the tree size indexed.
 //!
-//! The index is never the only copy of anything. It is rebuilt from the
-//! entry bundles when it is missing, fails to open, or claims more entries
-//! than the checkpoint; on start it catches up from the size it indexed to
-//! the checkpoint's. Artefact IDs are BLAKE3 of the leaf bytes, so the ID
-//! map also deduplicates identical submissions. Callers check every answer
-//! against the entry it points to before serving it.
+//! The index is never the only copy of anything (design decision 4: the
+//! tlog-tiles entry bundles are the source of truth). It is rebuilt from the
+//! entry bundles when it is missing, fails to open, has another schema, or
+//! claims more entries than the checkpoint; on start it catches up from the
+//! size it indexed to the checkpoint's. Artefact IDs are BLAKE3 of the leaf
+//! bytes, so the ID map also deduplicates identical submissions. Callers
+//! check every answer against the entry it points to before serving it.
 //!
-//! Recording is idempotent (the same entry always maps to the same values),
-//! and the indexed size is written after the entries it covers, so a crash
-//! between the two only makes the next start index those entries again.
+//! **Durability.** Each [`Index::record`] is one redb transaction holding
+//! the entries' keys *and* the new indexed size, so the index is always a
+//! consistent prefix of the log. Most commits are non-durable (no fsync);
+//! one commit every [`DURABLE_EVERY`], and [`Index::flush`], are durable
+//! with redb's quick-repair (the allocator state is saved with the commit),
+//! so opening after a crash neither walks the database nor replays more than
+//! the entries of the last second, which [`Index::catch_up`] re-reads from
+//! the tiles. Recording stays idempotent (first index wins; inference counts
+//! carry the last index they counted), so replaying is always harmless.
+//!
+//! **Memory** is redb's page cache ([`CACHE_BYTES`]) plus the current
+//! transaction's dirty pages, whatever the log's size: redb reads the file
+//! with `pread`, not `mmap`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 use serde::Deserialize;
 
 use super::TileStore;
@@ -23,17 +39,44 @@ use crate::entry::ArtefactId;
 use crate::tlog::tile::{TILE_WIDTH, Tile, TileKind, parse_bundle_for};
 
 /// Bumped when the index layout changes; an index of another version is rebuilt.
-const SCHEMA_VERSION: u64 = 3;
+const SCHEMA_VERSION: u64 = 4;
 
-/// sled's page cache, in bytes.
-const CACHE_BYTES: u64 = 16 << 20;
+/// redb's page cache, in bytes: the index's memory bound. It holds the
+/// B-trees' branch pages of a 10^7-entry log several times over; leaf reads
+/// beyond it come from the operating system's page cache.
+pub const CACHE_BYTES: usize = 32 << 20;
+
+/// How often a commit is made durable (fsync + quick-repair state). After a
+/// crash, at most the entries recorded since are re-read from the tiles.
+pub const DURABLE_EVERY: Duration = Duration::from_secs(1);
+
+/// The database file inside the index directory.
+const FILE: &str = "index.redb";
+
+/// `"schema"`, `"size"`, `"policy"` → u64.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Artefact ID → leaf index of its first occurrence.
+const IDS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("ids");
+/// Inference request ID → leaf index of its first inference.
+const REQUESTS: TableDefinition<&str, u64> = TableDefinition::new("requests");
+/// (model, transition leaf index) → (): a model's history in log order.
+const MODELS: TableDefinition<(&str, u64), ()> = TableDefinition::new("models");
+/// Version hash → (`model_version` leaf index, model).
+const VERSIONS: TableDefinition<&[u8; 32], (u64, &str)> = TableDefinition::new("versions");
+/// (version hash, approver vkey) → (approve?, leaf index): latest decision.
+const APPROVALS: TableDefinition<(&[u8; 32], &str), (bool, u64)> =
+    TableDefinition::new("approvals");
+/// Model → (active version hash, transition leaf index, `at` in Unix ms).
+const ACTIVE: TableDefinition<&str, (&[u8; 32], u64, u64)> = TableDefinition::new("active");
+/// Version hash → (inference count, last leaf index counted).
+const INFERENCES: TableDefinition<&[u8; 32], (u64, u64)> = TableDefinition::new("inferences");
 
 /// Why the index failed.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    /// sled failed.
+    /// The database failed.
     #[error("index database: {0}")]
-    Db(#[from] sled::Error),
+    Db(#[from] Box<redb::Error>),
     /// The tiles could not be read.
     #[error("reading entries to index: {0}")]
     Io(#[from] std::io::Error),
@@ -52,6 +95,25 @@ pub enum IndexError {
         found: u64,
     },
 }
+
+/// redb has one error type per operation; all of them are database failures.
+macro_rules! db_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for IndexError {
+            fn from(err: $t) -> IndexError {
+                IndexError::Db(Box::new(err.into()))
+            }
+        }
+    )*};
+}
+db_errors!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
 
 /// The fields of an entry the index needs; read without verifying the
 /// signature again (every entry was verified when it was admitted).
@@ -111,60 +173,67 @@ pub struct ActiveRecord {
     pub at: u64,
 }
 
-/// The sled index of a log.
+/// The index of a log: one redb database file in its own directory.
 pub struct Index {
-    db: sled::Db,
-    meta: sled::Tree,
-    ids: sled::Tree,
-    requests: sled::Tree,
-    models: sled::Tree,
-    versions: sled::Tree,
-    approvals: sled::Tree,
-    active: sled::Tree,
-    inferences: sled::Tree,
+    db: Database,
+    /// When the last durable commit was made.
+    last_durable: Mutex<Instant>,
 }
 
+/// How many entry bundles [`Index::catch_up`] records per transaction.
+const CATCH_UP_BUNDLES: u64 = 64;
+
 impl Index {
-    /// Opens (or creates) the index at `path` without checking it against
-    /// the log.
+    /// Opens (or creates) the index in the directory `path` without checking
+    /// it against the log.
     pub fn open(path: &Path) -> Result<Index, IndexError> {
-        // sled caches up to 1 GiB by default, and its resident memory runs
-        // at a few times the cap (measured: RSS after 10 s of batched writes
-        // 264 MiB with a 64 MiB cap, 163 MiB with 16 MiB; BENCHMARKS.md).
-        // The log's memory must not grow with its size: keep the cap small.
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(CACHE_BYTES)
-            .open()?;
+        std::fs::create_dir_all(path)?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path.join(FILE))?;
         let index = Index {
-            meta: db.open_tree("meta")?,
-            ids: db.open_tree("ids")?,
-            requests: db.open_tree("requests")?,
-            models: db.open_tree("models")?,
-            versions: db.open_tree("versions")?,
-            approvals: db.open_tree("approvals")?,
-            active: db.open_tree("active")?,
-            inferences: db.open_tree("inferences")?,
             db,
+            last_durable: Mutex::new(Instant::now()),
         };
-        match index.meta.get("schema")? {
-            None if index.ids.is_empty() => {
-                index.meta.insert("schema", &SCHEMA_VERSION.to_be_bytes())?;
-            }
-            None => return Err(IndexError::Schema { found: 0 }),
-            Some(v) => {
-                let found = decode_u64(&v);
-                if found != SCHEMA_VERSION {
-                    return Err(IndexError::Schema { found });
-                }
-            }
-        }
+        index.check_schema()?;
         Ok(index)
     }
 
+    /// Creates the tables of a new index, or checks an existing one's schema.
+    fn check_schema(&self) -> Result<(), IndexError> {
+        let mut txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get("schema")?.map(|v| v.value());
+            match found {
+                Some(SCHEMA_VERSION) => {}
+                Some(found) => return Err(IndexError::Schema { found }),
+                None if meta.get("size")?.is_some() => {
+                    return Err(IndexError::Schema { found: 0 });
+                }
+                None => {
+                    meta.insert("schema", SCHEMA_VERSION)?;
+                }
+            }
+            // Every table exists from the start, so readers never find one missing.
+            txn.open_table(IDS)?;
+            txn.open_table(REQUESTS)?;
+            txn.open_table(MODELS)?;
+            txn.open_table(VERSIONS)?;
+            txn.open_table(APPROVALS)?;
+            txn.open_table(ACTIVE)?;
+            txn.open_table(INFERENCES)?;
+        }
+        txn.set_durability(Durability::Immediate)?;
+        txn.set_quick_repair(true);
+        txn.commit()?;
+        Ok(())
+    }
+
     /// Opens the index for a log whose checkpoint has `size` entries and
-    /// brings it up to date. An index that fails to open or is ahead of the
-    /// log is moved aside (kept for inspection) and rebuilt from the tiles.
+    /// brings it up to date. An index that fails to open, has another
+    /// schema or is ahead of the log is moved aside (kept for inspection)
+    /// and rebuilt from the tiles.
     pub fn open_for_log(
         path: &Path,
         store: &dyn TileStore,
@@ -186,7 +255,11 @@ impl Index {
                 Index::fresh(path)?
             }
         };
+        let from = index.indexed_size();
         index.catch_up(store, size)?;
+        if from < size {
+            tracing::info!(from, to = size, "index caught up from the tiles");
+        }
         Ok(index)
     }
 
@@ -202,276 +275,295 @@ impl Index {
 
     /// The number of log entries the index covers.
     pub fn indexed_size(&self) -> u64 {
-        self.meta
-            .get("size")
-            .ok()
-            .flatten()
-            .map_or(0, |v| decode_u64(&v))
+        self.meta("size").ok().flatten().unwrap_or(0)
     }
 
     /// Indexes every entry from [`Self::indexed_size`] up to `size`, reading
-    /// whole entry bundles; memory stays at one bundle.
+    /// whole entry bundles; memory stays at [`CATCH_UP_BUNDLES`] bundles.
     pub fn catch_up(&self, store: &dyn TileStore, size: u64) -> Result<(), IndexError> {
         let mut next = self.indexed_size();
         while next < size {
-            let bundle = next / u64::from(TILE_WIDTH);
-            let tile = Tile::in_tree(TileKind::Entries, bundle, size)
-                .expect("a bundle below the tree size is in the tree");
-            let path = tile.path();
-            let data = store.get(&path)?.ok_or_else(|| IndexError::BadBundle {
-                path: path.clone(),
-                what: "missing".into(),
-            })?;
-            let entries = parse_bundle_for(&tile, &data).map_err(|e| IndexError::BadBundle {
-                path: path.clone(),
-                what: e.to_string(),
-            })?;
-            let first = bundle * u64::from(TILE_WIDTH);
-            let skip = usize::try_from(next - first).expect("offset within a bundle");
-            self.record(next, &entries[skip..])?;
-            next = first + entries.len() as u64;
+            let txn = self.db.begin_write()?;
+            let mut bundles = 0;
+            while next < size && bundles < CATCH_UP_BUNDLES {
+                let (first, entries) = read_bundle_at(store, next, size)?;
+                let skip = usize::try_from(next - first).expect("offset within a bundle");
+                record_in(&txn, next, &entries[skip..])?;
+                next = first + entries.len() as u64;
+                bundles += 1;
+            }
+            self.commit(txn)?;
         }
         Ok(())
     }
 
     /// Records `entries`, the leaves at `first`, `first + 1`, …, and moves the
-    /// indexed size past them. Entries must be recorded in log order.
+    /// indexed size past them, in one transaction. Entries must be recorded
+    /// in log order.
     pub fn record<E: AsRef<[u8]>>(&self, first: u64, entries: &[E]) -> Result<(), IndexError> {
-        let mut ids = FirstWins::new(&self.ids);
-        let mut requests = FirstWins::new(&self.requests);
-        let mut models = sled::Batch::default();
-        let mut versions = FirstWins::new(&self.versions);
-        let mut approvals = sled::Batch::default();
-        let mut active = sled::Batch::default();
-        let mut inferences: std::collections::HashMap<[u8; 32], Vec<u64>> = Default::default();
-        let mut last_policy = None;
-        for (i, entry) in entries.iter().enumerate() {
-            let index = first + i as u64;
-            let bytes = entry.as_ref();
-            // The first occurrence wins: identical resubmissions are
-            // deduplicated before they are logged, so a second one can only
-            // come from replaying what is already indexed.
-            ids.insert(&ArtefactId::of(bytes).0, index)?;
-            let Ok(fields) = serde_json::from_slice::<IndexedFields>(bytes) else {
-                continue;
-            };
-            let body = fields.body;
-            let version = body.version_hash.as_deref().and_then(hash_bytes);
-            match fields.kind.as_str() {
-                "policy" => last_policy = Some(index),
-                "model_version" => {
-                    if let (Some(v), Some(model)) = (version, &body.model) {
-                        let mut value = index.to_be_bytes().to_vec();
-                        value.extend_from_slice(model.as_bytes());
-                        versions.insert_value(&v, value)?;
-                    }
-                }
-                "approval" => {
-                    if let (Some(v), Some(decision)) = (version, &body.decision) {
-                        let mut key = v.to_vec();
-                        key.extend_from_slice(fields.signer.as_bytes());
-                        let mut value = vec![u8::from(decision == "approve")];
-                        value.extend_from_slice(&index.to_be_bytes());
-                        approvals.insert(key, value);
-                    }
-                }
-                "transition" => {
-                    let to = body.to.as_deref().and_then(hash_bytes);
-                    if let (Some(model), Some(to)) = (&body.model, to) {
-                        let at = body
-                            .at
-                            .as_deref()
-                            .and_then(|t| crate::entry::Timestamp::parse(t).ok())
-                            .map_or(0, |t| t.unix_millis());
-                        let mut value = to.to_vec();
-                        value.extend_from_slice(&index.to_be_bytes());
-                        value.extend_from_slice(&at.to_be_bytes());
-                        active.insert(model.as_bytes(), value);
-                        models.insert(model_key(model, index), &[]);
-                    }
-                }
-                "inference" => {
-                    if let Some(rid) = &body.request_id {
-                        requests.insert(rid.as_bytes(), index)?;
-                    }
-                    if let Some(v) = version {
-                        inferences.entry(v).or_default().push(index);
-                    }
-                }
-                _ => {}
-            }
+        let txn = self.db.begin_write()?;
+        record_in(&txn, first, entries)?;
+        self.commit(txn)
+    }
+
+    /// Commits durably (with quick-repair state) if the last durable commit
+    /// is [`DURABLE_EVERY`] old, otherwise without waiting for the disk.
+    fn commit(&self, mut txn: WriteTransaction) -> Result<(), IndexError> {
+        let mut last = self.last_durable.lock().expect("lock poisoned");
+        let durable = last.elapsed() >= DURABLE_EVERY;
+        if durable {
+            txn.set_durability(Durability::Immediate)?;
+            txn.set_quick_repair(true);
+        } else {
+            txn.set_durability(Durability::None)?;
         }
-        ids.apply()?;
-        requests.apply()?;
-        versions.apply()?;
-        self.models.apply_batch(models)?;
-        self.approvals.apply_batch(approvals)?;
-        self.active.apply_batch(active)?;
-        // A count is stored with the last index it counted, so replaying
-        // entries already counted (a crash between these writes and the
-        // indexed size) adds nothing: recording stays idempotent.
-        for (v, indexes) in inferences {
-            self.inferences.update_and_fetch(v, |old| {
-                let (count, last) = old.map_or((0, None), decode_count);
-                let fresh = indexes.iter().filter(|&&i| last.is_none_or(|l| i > l));
-                let added = fresh.clone().count() as u64;
-                let last = fresh.max().copied().max(last);
-                let mut value = (count + added).to_be_bytes().to_vec();
-                value.extend_from_slice(&last.unwrap_or(0).to_be_bytes());
-                Some(value)
-            })?;
+        txn.commit()?;
+        if durable {
+            *last = Instant::now();
         }
-        if let Some(policy) = last_policy {
-            self.meta.insert("policy", &policy.to_be_bytes())?;
-        }
-        let end = first + entries.len() as u64;
-        self.meta.insert("size", &end.to_be_bytes())?;
         Ok(())
     }
 
     /// The leaf index of the newest policy entry: the policy in force.
     pub fn current_policy(&self) -> Result<Option<u64>, IndexError> {
-        Ok(self.meta.get("policy")?.map(|v| decode_u64(&v)))
+        self.meta("policy")
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<u64>, IndexError> {
+        let table = self.db.begin_read()?.open_table(META)?;
+        Ok(table.get(key)?.map(|v| v.value()))
     }
 
     /// The leaf index of the entry with this artefact ID, if logged.
     pub fn lookup_id(&self, id: &ArtefactId) -> Result<Option<u64>, IndexError> {
-        Ok(self.ids.get(id.0)?.map(|v| decode_u64(&v)))
+        let table = self.db.begin_read()?.open_table(IDS)?;
+        Ok(table.get(&id.0)?.map(|v| v.value()))
     }
 
     /// The registered version with this hash.
     pub fn version(&self, hash: &[u8; 32]) -> Result<Option<VersionRecord>, IndexError> {
-        Ok(self.versions.get(hash)?.and_then(|v| {
-            let (index, model) = v.split_at_checked(8)?;
-            Some(VersionRecord {
-                index: decode_u64(index),
-                model: String::from_utf8(model.to_vec()).ok()?,
-            })
+        let table = self.db.begin_read()?.open_table(VERSIONS)?;
+        Ok(table.get(hash)?.map(|v| {
+            let (index, model) = v.value();
+            VersionRecord {
+                index,
+                model: model.to_owned(),
+            }
         }))
     }
 
     /// Every approver's latest decision on the version with this hash.
     pub fn approvals(&self, hash: &[u8; 32]) -> Result<Vec<ApprovalRecord>, IndexError> {
-        self.approvals
-            .scan_prefix(hash)
-            .map(|kv| {
-                let (k, v) = kv?;
-                Ok(ApprovalRecord {
-                    signer: String::from_utf8_lossy(&k[32..]).into_owned(),
-                    approve: v.first() == Some(&1),
-                    index: decode_u64(v.get(1..9).unwrap_or_default()),
-                })
-            })
-            .collect()
+        let table = self.db.begin_read()?.open_table(APPROVALS)?;
+        let mut out = Vec::new();
+        for kv in table.range((hash, "")..)? {
+            let (k, v) = kv?;
+            let (h, signer) = k.value();
+            if h != hash {
+                break;
+            }
+            let (approve, index) = v.value();
+            out.push(ApprovalRecord {
+                signer: signer.to_owned(),
+                approve,
+                index,
+            });
+        }
+        Ok(out)
     }
 
     /// The version a model's latest transition activated, if any.
     pub fn active(&self, model: &str) -> Result<Option<ActiveRecord>, IndexError> {
-        Ok(self.active.get(model.as_bytes())?.and_then(|v| {
-            let version = <[u8; 32]>::try_from(v.get(..32)?).ok()?;
-            Some(ActiveRecord {
-                version,
-                index: decode_u64(v.get(32..40)?),
-                at: decode_u64(v.get(40..48)?),
-            })
+        let table = self.db.begin_read()?.open_table(ACTIVE)?;
+        Ok(table.get(model)?.map(|v| {
+            let (version, index, at) = v.value();
+            ActiveRecord {
+                version: *version,
+                index,
+                at,
+            }
         }))
     }
 
     /// How many inference entries name the version with this hash.
     pub fn inference_count(&self, hash: &[u8; 32]) -> Result<u64, IndexError> {
-        Ok(self.inferences.get(hash)?.map_or(0, |v| decode_count(&v).0))
+        let table = self.db.begin_read()?.open_table(INFERENCES)?;
+        Ok(table.get(hash)?.map_or(0, |v| v.value().0))
     }
 
     /// The leaf index of the first inference entry with this request ID.
     pub fn lookup_request(&self, request_id: &str) -> Result<Option<u64>, IndexError> {
-        Ok(self
-            .requests
-            .get(request_id.as_bytes())?
-            .map(|v| decode_u64(&v)))
+        let table = self.db.begin_read()?.open_table(REQUESTS)?;
+        Ok(table.get(request_id)?.map(|v| v.value()))
     }
 
     /// The leaf indexes of a model's transitions, in log order.
     pub fn model_history(&self, model: &str) -> Result<Vec<u64>, IndexError> {
-        let prefix = model_prefix(model);
-        self.models
-            .scan_prefix(&prefix)
-            .keys()
-            .map(|k| Ok(decode_u64(&k?[prefix.len()..])))
+        let table = self.db.begin_read()?.open_table(MODELS)?;
+        table
+            .range((model, 0)..=(model, u64::MAX))?
+            .map(|kv| Ok(kv?.0.value().1))
             .collect()
     }
 
-    /// Flushes the index to disk (it is derived: losing unflushed writes only
-    /// means re-indexing on the next start).
+    /// Makes everything recorded so far durable, with the quick-repair state
+    /// (an index is derived: losing non-durable commits in a crash only means
+    /// re-reading those entries from the tiles on the next start).
     pub fn flush(&self) -> Result<(), IndexError> {
-        self.db.flush()?;
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        txn.set_quick_repair(true);
+        txn.commit()?;
+        *self.last_durable.lock().expect("lock poisoned") = Instant::now();
         Ok(())
     }
 }
 
-/// A batch of `key → index` inserts where the first index for a key wins,
-/// against both the tree and earlier inserts of the same batch.
-struct FirstWins<'t> {
-    tree: &'t sled::Tree,
-    batch: sled::Batch,
-    seen: std::collections::HashSet<Vec<u8>>,
+/// The entry bundle holding leaf `next` of the tree of `size`: its first
+/// leaf index and its entries.
+fn read_bundle_at(
+    store: &dyn TileStore,
+    next: u64,
+    size: u64,
+) -> Result<(u64, Vec<Vec<u8>>), IndexError> {
+    let bundle = next / u64::from(TILE_WIDTH);
+    let tile = Tile::in_tree(TileKind::Entries, bundle, size)
+        .expect("a bundle below the tree size is in the tree");
+    let path = tile.path();
+    let data = store.get(&path)?.ok_or_else(|| IndexError::BadBundle {
+        path: path.clone(),
+        what: "missing".into(),
+    })?;
+    let entries = parse_bundle_for(&tile, &data).map_err(|e| IndexError::BadBundle {
+        path: path.clone(),
+        what: e.to_string(),
+    })?;
+    let entries = entries.into_iter().map(|e| e.to_vec()).collect();
+    Ok((bundle * u64::from(TILE_WIDTH), entries))
 }
 
-impl<'t> FirstWins<'t> {
-    fn new(tree: &'t sled::Tree) -> FirstWins<'t> {
-        FirstWins {
-            tree,
-            batch: sled::Batch::default(),
-            seen: Default::default(),
+/// Records `entries` (leaves `first`, `first + 1`, …) in `txn` and sets the
+/// indexed size past them. Idempotent: the first index recorded for a key
+/// wins (identical resubmissions are deduplicated before they are logged, so
+/// a second one can only come from replaying what is already indexed), and
+/// an inference is counted only past the last index counted.
+fn record_in<E: AsRef<[u8]>>(
+    txn: &WriteTransaction,
+    first: u64,
+    entries: &[E],
+) -> Result<(), IndexError> {
+    let mut tables = Tables::open(txn)?;
+    let mut last_policy = None;
+    for (i, entry) in entries.iter().enumerate() {
+        let index = first + i as u64;
+        let bytes = entry.as_ref();
+        let id = ArtefactId::of(bytes).0;
+        if tables.ids.get(&id)?.is_none() {
+            tables.ids.insert(&id, index)?;
         }
+        let Ok(fields) = serde_json::from_slice::<IndexedFields>(bytes) else {
+            continue;
+        };
+        if fields.kind == "policy" {
+            last_policy = Some(index);
+        }
+        tables.record_fields(index, &fields)?;
+    }
+    if let Some(policy) = last_policy {
+        tables.meta.insert("policy", policy)?;
+    }
+    tables.meta.insert("size", first + entries.len() as u64)?;
+    Ok(())
+}
+
+/// The tables one transaction writes.
+struct Tables<'t> {
+    meta: redb::Table<'t, &'static str, u64>,
+    ids: redb::Table<'t, &'static [u8; 32], u64>,
+    requests: redb::Table<'t, &'static str, u64>,
+    models: redb::Table<'t, (&'static str, u64), ()>,
+    versions: redb::Table<'t, &'static [u8; 32], (u64, &'static str)>,
+    approvals: redb::Table<'t, (&'static [u8; 32], &'static str), (bool, u64)>,
+    active: redb::Table<'t, &'static str, (&'static [u8; 32], u64, u64)>,
+    inferences: redb::Table<'t, &'static [u8; 32], (u64, u64)>,
+}
+
+impl<'t> Tables<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<Tables<'t>, IndexError> {
+        Ok(Tables {
+            meta: txn.open_table(META)?,
+            ids: txn.open_table(IDS)?,
+            requests: txn.open_table(REQUESTS)?,
+            models: txn.open_table(MODELS)?,
+            versions: txn.open_table(VERSIONS)?,
+            approvals: txn.open_table(APPROVALS)?,
+            active: txn.open_table(ACTIVE)?,
+            inferences: txn.open_table(INFERENCES)?,
+        })
     }
 
-    fn insert(&mut self, key: &[u8], index: u64) -> Result<(), IndexError> {
-        self.insert_value(key, index.to_be_bytes().to_vec())
-    }
-
-    fn insert_value(&mut self, key: &[u8], value: Vec<u8>) -> Result<(), IndexError> {
-        if !self.seen.contains(key) && self.tree.get(key)?.is_none() {
-            self.seen.insert(key.to_vec());
-            self.batch.insert(key, value);
+    /// Records what the chain rules need of one entry at `index`.
+    fn record_fields(&mut self, index: u64, fields: &IndexedFields) -> Result<(), IndexError> {
+        let body = &fields.body;
+        let version = body.version_hash.as_deref().and_then(hash_bytes);
+        match fields.kind.as_str() {
+            "model_version" => {
+                if let (Some(v), Some(model)) = (version, &body.model)
+                    && self.versions.get(&v)?.is_none()
+                {
+                    self.versions.insert(&v, (index, model.as_str()))?;
+                }
+            }
+            "approval" => {
+                if let (Some(v), Some(decision)) = (version, &body.decision) {
+                    let key = (&v, fields.signer.as_str());
+                    self.approvals.insert(key, (decision == "approve", index))?;
+                }
+            }
+            "transition" => {
+                let to = body.to.as_deref().and_then(hash_bytes);
+                if let (Some(model), Some(to)) = (&body.model, to) {
+                    let at = body
+                        .at
+                        .as_deref()
+                        .and_then(|t| crate::entry::Timestamp::parse(t).ok())
+                        .map_or(0, |t| t.unix_millis());
+                    self.active.insert(model.as_str(), (&to, index, at))?;
+                    self.models.insert((model.as_str(), index), ())?;
+                }
+            }
+            "inference" => {
+                if let Some(rid) = &body.request_id
+                    && self.requests.get(rid.as_str())?.is_none()
+                {
+                    self.requests.insert(rid.as_str(), index)?;
+                }
+                if let Some(v) = version {
+                    self.count_inference(&v, index)?;
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
 
-    fn apply(self) -> Result<(), IndexError> {
-        self.tree.apply_batch(self.batch)?;
+    /// Counts the inference at `index` for version `v`, unless counted.
+    fn count_inference(&mut self, v: &[u8; 32], index: u64) -> Result<(), IndexError> {
+        let old = self.inferences.get(v)?.map(|g| g.value());
+        let (count, last) = match old {
+            Some((_, last)) if last >= index => return Ok(()),
+            Some((count, last)) => (count, Some(last)),
+            None => (0, None),
+        };
+        debug_assert!(last.is_none_or(|l| l < index));
+        self.inferences.insert(v, (count + 1, index))?;
         Ok(())
     }
-}
-
-/// `len(model) as u32 BE || model || index BE`: a model's transitions sort
-/// together, in index order, and no model's prefix is another's.
-fn model_key(model: &str, index: u64) -> Vec<u8> {
-    let mut key = model_prefix(model);
-    key.extend_from_slice(&index.to_be_bytes());
-    key
-}
-
-fn model_prefix(model: &str) -> Vec<u8> {
-    let len = u32::try_from(model.len()).unwrap_or(u32::MAX);
-    let mut key = Vec::with_capacity(model.len() + 12);
-    key.extend_from_slice(&len.to_be_bytes());
-    key.extend_from_slice(model.as_bytes());
-    key
 }
 
 /// The 32 bytes of a `b3:` hash, if well formed.
 fn hash_bytes(text: &str) -> Option<[u8; 32]> {
     crate::entry::ContentHash::parse(text).ok().map(|h| h.0)
-}
-
-/// An inference count and the last index it counted.
-fn decode_count(bytes: &[u8]) -> (u64, Option<u64>) {
-    let count = decode_u64(bytes.get(..8).unwrap_or_default());
-    (count, bytes.get(8..16).map(decode_u64))
-}
-
-fn decode_u64(bytes: &[u8]) -> u64 {
-    bytes.try_into().map(u64::from_be_bytes).unwrap_or(u64::MAX)
 }
 
 /// `<path>.broken-<unix seconds>[-n]`, a name not yet taken.

@@ -1,5 +1,5 @@
 //! Storage: the tlog-tiles directory that is the log's source of truth
-//! (c2sp.org/tlog-tiles), and the derived sled index.
+//! (c2sp.org/tlog-tiles), and the derived redb index.
 //!
 //! The crash-safety protocol: tiles and entry bundles of a new tree are
 //! written and made durable first ([`TileStore::put`] then
