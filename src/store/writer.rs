@@ -44,9 +44,9 @@ use crate::tlog::hash::{
     stored_hash_index, stored_hashes, tree_hash,
 };
 use crate::tlog::tile::{
-    BundleError, MAX_ENTRY_SIZE, MAX_TREE_SIZE, TILE_HEIGHT, TILE_WIDTH, Tile, TileKind,
-    TileReader, encode_bundle, entry_bundle_for, hash_from_tile, new_entry_bundles, new_tiles,
-    parse_bundle_for, partial_tile_width, tile_for_index,
+    BundleError, ExpandedTile, MAX_ENTRY_SIZE, MAX_TREE_SIZE, TILE_HEIGHT, TILE_WIDTH, Tile,
+    TileKind, TileReader, encode_bundle, entry_bundle_for, hash_from_tile, new_entry_bundles,
+    new_tiles, parse_bundle_for, partial_tile_width, tile_for_index,
 };
 
 /// Tile levels a tree of at most [`MAX_TREE_SIZE`] records has.
@@ -396,14 +396,16 @@ pub struct TileCache {
 #[derive(Debug, Default)]
 struct CacheInner {
     tick: u64,
-    tiles: HashMap<Tile, (Arc<[u8]>, u64)>,
+    tiles: HashMap<Tile, (Arc<ExpandedTile>, u64)>,
     by_use: BTreeMap<u64, Tile>,
     hits: u64,
     misses: u64,
 }
 
 impl TileCache {
-    /// A cache of at most `capacity` full tiles (8 KiB each); 0 disables it.
+    /// A cache of at most `capacity` tiles (16 KiB each for a full tile:
+    /// its 8 KiB and the hashes above them, see [`ExpandedTile`]); 0
+    /// disables it.
     pub fn new(capacity: usize) -> TileCache {
         TileCache {
             capacity,
@@ -431,7 +433,7 @@ impl TileCache {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn get(&self, tile: &Tile) -> Option<Arc<[u8]>> {
+    fn get(&self, tile: &Tile) -> Option<Arc<ExpandedTile>> {
         let mut inner = self.lock();
         inner.tick += 1;
         let tick = inner.tick;
@@ -446,7 +448,7 @@ impl TileCache {
         Some(data)
     }
 
-    fn insert(&self, tile: Tile, data: Arc<[u8]>) {
+    fn insert(&self, tile: Tile, data: Arc<ExpandedTile>) {
         if self.capacity == 0 {
             return;
         }
@@ -496,12 +498,8 @@ impl<'a, S: TileStore + ?Sized> StoreTileReader<'a, S> {
         }
     }
 
-    /// The data of one hash tile, `width × 32` bytes.
-    fn read_tile(&self, tile: &Tile) -> Result<Arc<[u8]>, ReadError> {
-        let cache = self.cache;
-        if let Some(data) = cache.and_then(|c| c.get(tile)) {
-            return Ok(data);
-        }
+    /// The data of one hash tile, `width × 32` bytes, from the store.
+    fn read_raw(&self, tile: &Tile) -> Result<Vec<u8>, ReadError> {
         let data = self
             .store
             .get(&tile.path())
@@ -514,11 +512,23 @@ impl<'a, S: TileStore + ?Sized> StoreTileReader<'a, S> {
                 data.len()
             )));
         }
-        let data: Arc<[u8]> = data.into();
-        if let Some(cache) = cache {
-            cache.insert(*tile, data.clone());
-        }
         Ok(data)
+    }
+
+    /// One hash tile with the hashes above its data computed, from the
+    /// cache, or read and expanded once and kept there.
+    fn read_expanded(
+        &self,
+        tile: &Tile,
+        cache: &TileCache,
+    ) -> Result<Arc<ExpandedTile>, ReadError> {
+        if let Some(expanded) = cache.get(tile) {
+            return Ok(expanded);
+        }
+        let data = self.read_raw(tile)?;
+        let expanded = Arc::new(ExpandedTile::new(tile, &data).map_err(ReadError::new)?);
+        cache.insert(*tile, expanded.clone());
+        Ok(expanded)
     }
 }
 
@@ -526,7 +536,10 @@ impl<S: TileStore + ?Sized> TileReader for StoreTileReader<'_, S> {
     fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, ReadError> {
         tiles
             .iter()
-            .map(|tile| self.read_tile(tile).map(|d| d.to_vec()))
+            .map(|tile| match self.cache {
+                Some(cache) => self.read_expanded(tile, cache).map(|t| t.data().to_vec()),
+                None => self.read_raw(tile),
+            })
             .collect()
     }
 }
@@ -579,31 +592,57 @@ impl<S: TileStore + ?Sized> HashReader for StoreHashReader<'_, S> {
             )));
         }
         let limit = stored_hash_count(self.tree_size);
-        // A proof's hashes share a handful of tiles: read each once.
-        let mut loaded: Vec<(Tile, Arc<[u8]>)> = Vec::new();
-        indexes
-            .iter()
-            .map(|&index| {
-                if index >= limit {
-                    return Err(ReadError::new(format!(
-                        "stored hash {index} is not in the tree of size {}",
-                        self.tree_size
-                    )));
-                }
-                let narrow = tile_for_index(index).0;
-                let tile = Tile::in_tree(narrow.kind(), narrow.index(), self.tree_size)
-                    .expect("tlog: bad math (stored hash outside its tree's tiles)");
-                let data = match loaded.iter().find(|(t, _)| *t == tile) {
-                    Some((_, data)) => data.clone(),
-                    None => {
-                        let data = self.tiles.read_tile(&tile)?;
-                        loaded.push((tile, data.clone()));
-                        data
-                    }
-                };
-                hash_from_tile(&tile, &data, index).map_err(ReadError::new)
-            })
-            .collect()
+        let tile_of = |index: u64| {
+            if index >= limit {
+                return Err(ReadError::new(format!(
+                    "stored hash {index} is not in the tree of size {}",
+                    self.tree_size
+                )));
+            }
+            let narrow = tile_for_index(index).0;
+            Ok(Tile::in_tree(narrow.kind(), narrow.index(), self.tree_size)
+                .expect("tlog: bad math (stored hash outside its tree's tiles)"))
+        };
+        // A proof's hashes share a handful of tiles: read each once. With a
+        // cache, tiles are kept expanded, so a hash above a tile's lowest
+        // level is looked up rather than recomputed.
+        match self.tiles.cache {
+            Some(cache) => {
+                let mut loaded: Vec<Arc<ExpandedTile>> = Vec::new();
+                indexes
+                    .iter()
+                    .map(|&index| {
+                        let tile = tile_of(index)?;
+                        let expanded = match loaded.iter().find(|t| *t.tile() == tile) {
+                            Some(t) => t.clone(),
+                            None => {
+                                let t = self.tiles.read_expanded(&tile, cache)?;
+                                loaded.push(t.clone());
+                                t
+                            }
+                        };
+                        expanded.hash(index).map_err(ReadError::new)
+                    })
+                    .collect()
+            }
+            None => {
+                let mut loaded: Vec<(Tile, Vec<u8>)> = Vec::new();
+                indexes
+                    .iter()
+                    .map(|&index| {
+                        let tile = tile_of(index)?;
+                        let at = match loaded.iter().position(|(t, _)| *t == tile) {
+                            Some(at) => at,
+                            None => {
+                                loaded.push((tile, self.tiles.read_raw(&tile)?));
+                                loaded.len() - 1
+                            }
+                        };
+                        hash_from_tile(&tile, &loaded[at].1, index).map_err(ReadError::new)
+                    })
+                    .collect()
+            }
+        }
     }
 }
 
@@ -684,7 +723,7 @@ mod tests {
     fn cache_evicts_the_least_recently_used() {
         let cache = TileCache::new(2);
         let t = |n| Tile::hashes(0, n, 256).unwrap();
-        let d: Arc<[u8]> = vec![0u8; 4].into();
+        let d = Arc::new(ExpandedTile::new(&t(0), &[0u8; 256 * 32]).unwrap());
         cache.insert(t(0), d.clone());
         cache.insert(t(1), d.clone());
         assert!(cache.get(&t(0)).is_some());

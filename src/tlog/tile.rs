@@ -490,17 +490,30 @@ pub fn tile_for_index(index: u64) -> (Tile, usize, usize) {
 /// tile [`tile_for_index`] names or a wider version of it, with exactly
 /// `width × 32` bytes of data.
 pub fn hash_from_tile(tile: &Tile, data: &[u8], index: u64) -> Result<Hash, TileError> {
+    check_hash_tile(tile, data.len())?;
+    let (start, end) = range_in_tile(tile, index)?;
+    Ok(tile_hash(&data[start..end]))
+}
+
+/// Refuses anything but a hash tile with `width × 32` bytes of data.
+fn check_hash_tile(tile: &Tile, len: usize) -> Result<(), TileError> {
     if tile.level().is_none() {
         return Err(TileError::NotHashTile(*tile));
     }
     let want = usize::from(tile.width) * HASH_SIZE;
-    if data.len() != want {
+    if len != want {
         return Err(TileError::DataLength {
             tile: *tile,
-            got: data.len(),
+            got: len,
             want,
         });
     }
+    Ok(())
+}
+
+/// The byte range of `tile`'s data below the stored hash at `index`
+/// ([`tile_for_index`]), if `tile` holds it.
+fn range_in_tile(tile: &Tile, index: u64) -> Result<(usize, usize), TileError> {
     if index >= stored_hash_limit() {
         return Err(TileError::IndexNotInTree {
             index,
@@ -515,7 +528,68 @@ pub fn hash_from_tile(tile: &Tile, data: &[u8], index: u64) -> Result<Hash, Tile
             actual,
         });
     }
-    Ok(tile_hash(&data[start..end]))
+    Ok((start, end))
+}
+
+/// A hash tile with every stored hash it determines computed once: its
+/// `width` hashes (the tile's lowest level), then, at each of the
+/// [`TILE_HEIGHT`] − 1 levels above, the node hash of each complete pair
+/// below. [`ExpandedTile::hash`] answers what [`hash_from_tile`] answers
+/// without hashing, so a reader that keeps tiles (the server's tile cache)
+/// pays the up to 255 node hashes of a tile once instead of per proof.
+#[derive(Debug, Clone)]
+pub struct ExpandedTile {
+    tile: Tile,
+    /// Level 0 (`width` hashes), then level 1 (`width / 2`), …, level 7.
+    hashes: Vec<u8>,
+}
+
+impl ExpandedTile {
+    /// Expands `data`, the `width × 32` bytes of hash tile `tile`.
+    pub fn new(tile: &Tile, data: &[u8]) -> Result<ExpandedTile, TileError> {
+        check_hash_tile(tile, data.len())?;
+        let width = usize::from(tile.width);
+        let mut hashes = Vec::with_capacity(2 * width * HASH_SIZE);
+        hashes.extend_from_slice(data);
+        let (mut below, mut count) = (0, width);
+        for _ in 1..TILE_HEIGHT {
+            let start = hashes.len();
+            for pair in 0..count / 2 {
+                let left = below + 2 * pair * HASH_SIZE;
+                let l = Hash::from_slice(&hashes[left..left + HASH_SIZE]).expect("32 bytes");
+                let r = Hash::from_slice(&hashes[left + HASH_SIZE..left + 2 * HASH_SIZE])
+                    .expect("32 bytes");
+                hashes.extend_from_slice(&node_hash(&l, &r).0);
+            }
+            (below, count) = (start, count / 2);
+        }
+        Ok(ExpandedTile {
+            tile: *tile,
+            hashes,
+        })
+    }
+
+    /// The tile it expands.
+    pub fn tile(&self) -> &Tile {
+        &self.tile
+    }
+
+    /// The tile's own data, as stored and served.
+    pub fn data(&self) -> &[u8] {
+        &self.hashes[..usize::from(self.tile.width) * HASH_SIZE]
+    }
+
+    /// The stored hash at `index`, as [`hash_from_tile`] computes it.
+    pub fn hash(&self, index: u64) -> Result<Hash, TileError> {
+        let (start, end) = range_in_tile(&self.tile, index)?;
+        let below = (end - start) / HASH_SIZE;
+        let level = below.trailing_zeros();
+        let width = usize::from(self.tile.width);
+        let offset: usize = (0..level).map(|k| width >> k).sum();
+        let at = (offset + ((start / HASH_SIZE) >> level)) * HASH_SIZE;
+        Ok(Hash::from_slice(&self.hashes[at..at + HASH_SIZE])
+            .expect("tlog: bad math in ExpandedTile"))
+    }
 }
 
 /// The Merkle hash of the `2^k` hashes in `data`.
@@ -1171,6 +1245,48 @@ mod tests {
                 Err(TileError::IndexNotInTree { .. })
             ));
         }
+    }
+
+    #[test]
+    fn an_expanded_tile_answers_what_hash_from_tile_computes() {
+        let hashes: Vec<u8> = (0..256u32)
+            .flat_map(|i| leaf_hash(&i.to_be_bytes()).0)
+            .collect();
+        for (level, index) in [(0u8, 0u64), (0, 3), (1, 2)] {
+            for width in [1u16, 2, 7, 100, 255, 256] {
+                let tile = hash_tile(level, index, width);
+                let data = &hashes[..usize::from(width) * 32];
+                let expanded = ExpandedTile::new(&tile, data).unwrap();
+                assert_eq!(expanded.data(), data);
+                let mut answered = 0;
+                // Every stored hash at the tile's 8 levels, inside and around it.
+                for l in 0..8u8 {
+                    let first = (index << (8 - l)).saturating_sub(1);
+                    for n in first..=first + (256 >> l) + 1 {
+                        let at = stored_hash_index(8 * level + l, n);
+                        let want = hash_from_tile(&tile, data, at);
+                        let got = expanded.hash(at);
+                        match (&want, &got) {
+                            (Ok(w), Ok(g)) => {
+                                assert_eq!(w, g, "{tile} level {l} n {n}");
+                                answered += 1;
+                            }
+                            (
+                                Err(TileError::IndexNotInTile { .. }),
+                                Err(TileError::IndexNotInTile { .. }),
+                            ) => {}
+                            _ => panic!("{tile} level {l} n {n}: {want:?} vs {got:?}"),
+                        }
+                    }
+                }
+                let complete: usize = (0..8).map(|l| usize::from(width) >> l).sum();
+                assert_eq!(answered, complete, "{tile}");
+            }
+        }
+        assert!(matches!(
+            ExpandedTile::new(&hash_tile(0, 0, 256), &hashes[..100]),
+            Err(TileError::DataLength { got: 100, .. })
+        ));
     }
 
     #[test]
