@@ -74,7 +74,8 @@ pub struct SequencerConfig {
     /// Submissions waiting for the sequencer beyond which `POST /add`
     /// answers 503 with `Retry-After` instead of queueing.
     pub queue_capacity: usize,
-    /// Full tiles kept in memory for serving proofs.
+    /// Hash tiles kept in memory for serving proofs, expanded (16 KiB for a
+    /// full tile: its hashes and the ones above them within the tile).
     pub tile_cache_tiles: usize,
 }
 
