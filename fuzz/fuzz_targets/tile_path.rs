@@ -11,14 +11,34 @@
 //!    only for an index `tile_for_index` puts in that tile.
 //! 3. Differential: for a stored hash of the 300-record tree, the published
 //!    tile's data (from `read_tile_data`) gives back that stored hash.
+//! 4. `ExpandedTile` (the server's cached form of a tile) answers exactly
+//!    what `hash_from_tile` answers, success or error kind, in 2 and 3.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use modeltrail::tlog::hash::{HASH_SIZE, stored_hash_count};
 use modeltrail::tlog::tile::{
-    MAX_TILE_LEVEL, TILE_WIDTH, Tile, TileError, TileKind, hash_from_tile, read_tile_data,
-    tile_for_index,
+    ExpandedTile, MAX_TILE_LEVEL, TILE_WIDTH, Tile, TileError, TileKind, hash_from_tile,
+    read_tile_data, tile_for_index,
 };
+
+/// 4. The expanded tile's answer is `hash_from_tile`'s.
+fn same_as_expanded(
+    tile: &Tile,
+    data: &[u8],
+    index: u64,
+    want: &Result<modeltrail::tlog::hash::Hash, TileError>,
+) {
+    let got = ExpandedTile::new(tile, data).and_then(|e| {
+        assert_eq!(e.data(), data);
+        e.hash(index)
+    });
+    match (want, &got) {
+        (Ok(w), Ok(g)) => assert_eq!(w, g),
+        (Err(w), Err(g)) => assert_eq!(std::mem::discriminant(w), std::mem::discriminant(g)),
+        _ => panic!("hash_from_tile {want:?}, ExpandedTile {got:?}"),
+    }
+}
 use modeltrail_fuzz::{MAX_TREE, tree};
 
 fuzz_target!(|data: &[u8]| {
@@ -40,10 +60,9 @@ fuzz_target!(|data: &[u8]| {
         .expect("the tile of a stored hash is in the tree");
     assert!(published.width() >= narrow.width());
     let published_data = read_tile_data(&published, &t.stored).unwrap();
-    assert_eq!(
-        hash_from_tile(&published, &published_data, stored_index).unwrap(),
-        t.stored[stored_index as usize]
-    );
+    let want = hash_from_tile(&published, &published_data, stored_index);
+    assert_eq!(*want.as_ref().unwrap(), t.stored[stored_index as usize]);
+    same_as_expanded(&published, &published_data, stored_index, &want);
     if published.is_partial() {
         // A full-width claim needs full-width data.
         assert!(hash_from_tile(&published.full(), &published_data, stored_index).is_err());
@@ -78,7 +97,9 @@ fuzz_target!(|data: &[u8]| {
     // 2. hash_from_tile on the parsed tile never panics.
     let exact = vec![0u8; usize::from(tile.width()) * HASH_SIZE];
     for d in [tile_data, &exact[..]] {
-        match hash_from_tile(&tile, d, index) {
+        let want = hash_from_tile(&tile, d, index);
+        same_as_expanded(&tile, d, index, &want);
+        match want {
             Ok(_) => {
                 let (actual, _, _) = tile_for_index(index);
                 assert_eq!(actual.kind(), tile.kind());
