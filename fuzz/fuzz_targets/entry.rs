@@ -15,9 +15,6 @@ fuzz_target!(|data: &[u8]| {
     };
     assert_eq!(entry.bytes(), data);
     assert_eq!(entry.id(), ArtefactId::of(data));
-    assert_eq!(
-        SignedEntry::parse(entry.bytes()).map(|e| e.id()).ok(),
-        Some(entry.id())
-    );
+    assert_eq!(SignedEntry::parse(entry.bytes()).map(|e| e.id()).ok(), Some(entry.id()));
     let _ = entry.typed_body();
 });
