@@ -73,6 +73,8 @@ pub struct Metrics {
     pub tree_size: AtomicU64,
     /// Checkpoints published.
     pub checkpoints: AtomicU64,
+    /// The size of the served witnessed checkpoint (0 without witnesses).
+    pub witnessed_size: AtomicU64,
     /// Entries per integrated batch.
     pub batch_size: Histogram,
     /// Seconds from a submission's arrival to its durable integration.
@@ -89,6 +91,7 @@ impl Default for Metrics {
             queue_depth: AtomicU64::new(0),
             tree_size: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
+            witnessed_size: AtomicU64::new(0),
             batch_size: Histogram::new(&BATCH_BUCKETS),
             integration_latency: Histogram::new(&LATENCY_BUCKETS),
         }
@@ -132,6 +135,12 @@ impl Metrics {
             "modeltrail_tree_size",
             "Entries in the published checkpoint.",
             &self.tree_size,
+        );
+        gauge(
+            &mut out,
+            "modeltrail_witnessed_size",
+            "Entries in the served checkpoint whose cosignatures meet the witness quorum.",
+            &self.witnessed_size,
         );
         let _ = writeln!(
             out,

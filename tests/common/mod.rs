@@ -101,11 +101,17 @@ impl Server {
     /// s, for its `modeltrail: serving … (size N) on http://<addr>` line. A
     /// thread keeps draining stderr so the pipe never fills.
     pub fn start(data: &Path) -> Server {
+        Server::start_with(data, &[])
+    }
+
+    /// [`Server::start`] with more `serve` arguments (e.g. `--witness-policy`).
+    pub fn start_with(data: &Path, args: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .arg("serve")
             .arg("--data")
             .arg(data)
             .args(["--listen", "127.0.0.1:0"])
+            .args(args)
             .env("MODELTRAIL_LOG_LEVEL", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
