@@ -79,6 +79,9 @@ pub struct Metrics {
     pub batch_size: Histogram,
     /// Seconds from a submission's arrival to its durable integration.
     pub integration_latency: Histogram,
+    /// Seconds from a checkpoint's publication to its cosignatures meeting
+    /// the witness quorum.
+    pub witness_latency: Histogram,
 }
 
 impl Default for Metrics {
@@ -94,6 +97,7 @@ impl Default for Metrics {
             witnessed_size: AtomicU64::new(0),
             batch_size: Histogram::new(&BATCH_BUCKETS),
             integration_latency: Histogram::new(&LATENCY_BUCKETS),
+            witness_latency: Histogram::new(&LATENCY_BUCKETS),
         }
     }
 }
@@ -157,6 +161,11 @@ impl Metrics {
             &mut out,
             "modeltrail_integration_latency_seconds",
             "Time from a submission's arrival to its durable integration.",
+        );
+        self.witness_latency.render(
+            &mut out,
+            "modeltrail_witness_latency_seconds",
+            "Time from a checkpoint's publication to its cosignatures meeting the witness quorum.",
         );
         out
     }

@@ -40,6 +40,8 @@ pub struct Published {
     pub root: Hash,
     /// The signed checkpoint note (with any witness cosignatures).
     pub note: Vec<u8>,
+    /// When the log signed and published it (for the witnessing latency).
+    pub published_at: std::time::Instant,
 }
 
 /// Why the log could not start.
@@ -321,6 +323,7 @@ pub fn open(data: &Path, config: Config) -> Result<Opened, StartError> {
             size: checkpoint.size,
             root: checkpoint.root,
             note,
+            published_at: std::time::Instant::now(),
         })),
         witness_policy,
         witnessed: RwLock::new(None),
@@ -363,6 +366,7 @@ fn stored_witnessed(
             size: checkpoint.size,
             root: checkpoint.root,
             note,
+            published_at: std::time::Instant::now(),
         }),
         Ok(_) => {
             tracing::warn!("the witnessed checkpoint is beyond the log's checkpoint; ignored");

@@ -400,7 +400,9 @@ async fn publish_if_quorum(
         size: checkpoint.size,
         root: checkpoint.root,
         note: note.to_bytes(),
+        published_at: checkpoint.published_at,
     };
+    let first = log.witnessed().is_none_or(|w| w.size < checkpoint.size);
     let store = log.store.clone();
     let bytes = witnessed.note.clone();
     let stored =
@@ -411,6 +413,11 @@ async fn publish_if_quorum(
         Err(err) => tracing::error!(%err, "storing the witnessed checkpoint"),
     }
     log.publish_witnessed(witnessed);
+    if first {
+        log.metrics
+            .witness_latency
+            .observe(checkpoint.published_at.elapsed().as_secs_f64());
+    }
 }
 
 /// A witness's valid cosignature of the checkpoint.
