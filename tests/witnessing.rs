@@ -194,7 +194,8 @@ fn append(client: &Client, admin: &SignerKey, first: u64, count: u64) -> u64 {
 }
 
 /// Polls `/checkpoint` until it verifies under `policy` at `size` or more.
-fn wait_witnessed(client: &Client, policy: &Policy, size: u64) -> (Checkpoint, Vec<u8>) {
+fn wait_witnessed(server: &Server, policy: &Policy, size: u64) -> (Checkpoint, Vec<u8>) {
+    let client = server.client();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let r = client.get("/checkpoint");
@@ -206,9 +207,11 @@ fn wait_witnessed(client: &Client, policy: &Policy, size: u64) -> (Checkpoint, V
         }
         assert!(
             Instant::now() < deadline,
-            "no checkpoint of size {size} met the quorum in 30 s; /checkpoint answered {} {}",
+            "no checkpoint of size {size} met the quorum in 30 s; /checkpoint answered {} {}\n\
+             log stderr:\n{}",
             r.status,
-            r.text()
+            r.text(),
+            server.stderr()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -236,9 +239,15 @@ fn unwitnessed_size(client: &Client) -> u64 {
 /// Sets `[witness]` timing in config.toml so backoff stays short in tests.
 fn short_witness_timing(data: &Path) {
     let config = data.join("config.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("\n[witness]\ntimeout_ms = 2000\nmax_backoff_ms = 500\n");
-    std::fs::write(&config, text).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let edited = text
+        .replace("timeout_ms = 5000\n", "timeout_ms = 2000\n")
+        .replace("max_backoff_ms = 30000\n", "max_backoff_ms = 500\n");
+    assert_ne!(
+        text, edited,
+        "config.toml has the [witness] defaults:\n{text}"
+    );
+    std::fs::write(&config, edited).unwrap();
 }
 
 #[test]
@@ -264,11 +273,11 @@ fn quorum_of_two_witnesses_gates_the_served_checkpoint() {
     // 2-of-2, both up: the served checkpoint carries both cosignatures.
     let mut server = Server::start_with(&log_dir, &["--witness-policy", policy_arg]);
     let client = server.client();
-    let (cp, note) = wait_witnessed(&client, &both, 1);
+    let (cp, note) = wait_witnessed(&server, &both, 1);
     assert_eq!(cp.size, 1, "only the initial policy is logged");
     let size = append(&client, &admin, 0, 5);
     assert_eq!(size, 6);
-    let (cp, note_6) = wait_witnessed(&client, &both, size);
+    let (cp, note_6) = wait_witnessed(&server, &both, size);
     assert_eq!(cp.size, 6);
     assert_ne!(note, note_6);
     // The cosignatures are by the witnesses' keys, under cosignature/v1.
@@ -317,7 +326,7 @@ fn quorum_of_two_witnesses_gates_the_served_checkpoint() {
     let mut server = Server::start_with(&log_dir, &["--witness-policy", policy_arg]);
     let client = server.client();
     let size = append(&client, &admin, 8, 2);
-    let (cp, note) = wait_witnessed(&client, &either, size);
+    let (cp, note) = wait_witnessed(&server, &either, size);
     assert_eq!(cp.size, size);
     assert!(
         matches!(
@@ -339,7 +348,7 @@ fn quorum_of_two_witnesses_gates_the_served_checkpoint() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (cp, note) = wait_witnessed(&client, &both, size);
+    let (cp, note) = wait_witnessed(&server, &both, size);
     assert_eq!(cp.size, size);
     assert!(server.terminate().success());
 

@@ -532,7 +532,7 @@ async fn consistency_proof(log: &Arc<Log>, old: u64, new: u64) -> Result<Vec<Has
         return Ok(Vec::new());
     }
     let log = log.clone();
-    tokio::task::spawn_blocking(move || prove_consistency(new, old, &log.hash_reader(new)))
+    tokio::task::spawn_blocking(move || prove_consistency(old, new, &log.hash_reader(new)))
         .await
         .map_err(|e| Failed::new(format!("proving consistency: {e}")))?
         .map_err(|e| Failed::new(format!("proving consistency from {old} to {new}: {e}")))
