@@ -1,0 +1,159 @@
+//! The `modeltrail-witness` command line: `init`, `add-log`, `status`,
+//! `evidence`, and `serve`'s refusals, run as the real binary.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt as _;
+
+use common::*;
+use modeltrail::tlog::note::{KeyType, SignerKey};
+
+#[test]
+fn init_creates_a_private_cosignature_key_and_prints_its_vkey() {
+    let (data, vkey) = init("init", "witness.example/w1");
+    assert_eq!(vkey.key_type(), KeyType::CosignatureV1);
+    assert_eq!(vkey.name(), "witness.example/w1");
+    let mode = std::fs::metadata(data.join("witness.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let key = std::fs::read_to_string(data.join("witness.key")).unwrap();
+    assert_eq!(SignerKey::parse(key.trim_end()).unwrap().verifier(), vkey);
+    assert_eq!(
+        std::fs::read_to_string(data.join("witness.vkey")).unwrap(),
+        format!("{vkey}\n")
+    );
+    // Never overwritten.
+    let err = run_fail(&["init", "--data", data.to_str().unwrap(), "--name", "other"]);
+    assert!(err.contains("already initialised"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(data.join("witness.key")).unwrap(),
+        key
+    );
+}
+
+#[test]
+fn init_refuses_an_invalid_name() {
+    let data = scratch("bad-name").join("data");
+    let err = run_fail(&[
+        "init",
+        "--data",
+        data.to_str().unwrap(),
+        "--name",
+        "has space",
+    ]);
+    assert!(err.contains("witness name"), "{err}");
+}
+
+#[test]
+fn add_log_accepts_log_keys_only() {
+    let (data, wkey) = init("add-log", "witness.example/w1");
+    let d = data.to_str().unwrap();
+    let log = TestLog::new("example.com/log", 1, 0);
+    add_log(&data, &log);
+    // A second key for the same origin (a rotation) is fine; the same key twice is not.
+    let next = TestLog::new("example.com/log", 2, 0);
+    add_log(&data, &next);
+    let err = run_fail(&[
+        "add-log",
+        "--data",
+        d,
+        "--origin",
+        "example.com/log",
+        "--key",
+        &log.key.verifier().to_string(),
+    ]);
+    assert!(err.contains("twice"), "{err}");
+    // A cosignature key cannot stand in for a log's signature.
+    let err = run_fail(&[
+        "add-log",
+        "--data",
+        d,
+        "--origin",
+        "x.example/log",
+        "--key",
+        &wkey.to_string(),
+    ]);
+    assert!(err.contains("Ed25519"), "{err}");
+    let err = run_fail(&[
+        "add-log",
+        "--data",
+        d,
+        "--origin",
+        "x.example/log",
+        "--key",
+        "nonsense",
+    ]);
+    assert!(err.contains("nonsense"), "{err}");
+    let err = run_fail(&[
+        "add-log",
+        "--data",
+        d,
+        "--origin",
+        "",
+        "--key",
+        &log.key.verifier().to_string(),
+    ]);
+    assert!(err.contains("origin"), "{err}");
+    let s = status(&data);
+    assert_eq!(s["logs"].as_array().unwrap().len(), 1);
+    assert_eq!(s["logs"][0]["keys"].as_array().unwrap().len(), 2);
+    assert!(s["logs"][0]["latest"].is_null());
+    assert_eq!(s["vkey"], wkey.to_string());
+}
+
+#[test]
+fn commands_on_a_missing_directory_fail_with_one_line() {
+    let data = scratch("missing").join("nope");
+    let d = data.to_str().unwrap();
+    for args in [
+        vec!["status", "--data", d],
+        vec!["serve", "--data", d, "--listen", "127.0.0.1:0"],
+        vec!["add-log", "--data", d, "--origin", "o", "--key", "k"],
+    ] {
+        run_fail(&args);
+    }
+}
+
+#[test]
+fn status_text_and_evidence_json() {
+    let (data, wkey) = init("status", "witness.example/w1");
+    let mut log = TestLog::new("example.com/log", 1, 3);
+    add_log(&data, &log);
+    let w = Witness::start(&data, &[]);
+    assert_cosigned(
+        &w.client().add_checkpoint(&log.request(0, 3)),
+        &log,
+        3,
+        &wkey,
+    );
+    let fork = log.fork("evil", 1, 3);
+    assert_eq!(w.client().add_checkpoint(&fork.request(3, 3)).status, 409);
+    log.grow_to(4);
+    let text = run_ok(&["status", "--data", data.to_str().unwrap()]);
+    assert!(text.contains("example.com/log"), "{text}");
+    assert!(
+        text.contains(&format!("size 3, root {}", log.root(3).to_base64())),
+        "{text}"
+    );
+    assert!(text.contains("1 evidence record"), "{text}");
+    let e = evidence(&data);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0]["status"], 409);
+    assert_eq!(e[0]["origin"], "example.com/log");
+}
+
+#[test]
+fn a_second_server_on_the_same_directory_is_refused() {
+    let (data, _) = init("lock", "witness.example/w1");
+    let _w = Witness::start(&data, &[]);
+    let err = run_fail(&[
+        "serve",
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(err.contains("another modeltrail-witness"), "{err}");
+}
