@@ -266,3 +266,82 @@ fn add_log_reaches_a_running_witness() {
     };
     assert_cosigned(&r, &log, 3, &wkey);
 }
+
+#[test]
+fn a_torn_journal_tail_is_cut_off_at_start() {
+    let (data, wkey, mut log) = setup("torn", 3);
+    let mut w = Witness::start(&data, &[]);
+    assert_cosigned(
+        &w.client().add_checkpoint(&log.request(0, 3)),
+        &log,
+        3,
+        &wkey,
+    );
+    w.kill9();
+    // A crash in the middle of appending the next record leaves half a line.
+    let journal = data.join("state.jsonl");
+    let good = std::fs::read(&journal).unwrap();
+    std::fs::write(&journal, [&good[..], b"{\"note\":\"exam"].concat()).unwrap();
+    let w = Witness::start(&data, &[]);
+    assert_eq!(
+        std::fs::read(&journal).unwrap(),
+        good,
+        "the torn tail is removed"
+    );
+    log.grow_to(5);
+    assert_cosigned(
+        &w.client().add_checkpoint(&log.request(3, 5)),
+        &log,
+        5,
+        &wkey,
+    );
+    assert_eq!(status(&data)["logs"][0]["latest"]["size"], 5);
+}
+
+#[test]
+fn a_corrupt_journal_stops_the_witness_from_starting() {
+    let (data, _, _) = setup("corrupt", 3);
+    std::fs::write(data.join("state.jsonl"), b"not json\n").unwrap();
+    let err = run_fail(&[
+        "serve",
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(
+        err.contains("state.jsonl") && err.contains("line 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn compaction_keeps_one_record_per_log_and_the_state() {
+    let (data, wkey, mut log) = setup("compact", 1);
+    let w = Witness::start(&data, &["--compact-bytes", "4000"]);
+    let c = w.client();
+    assert_cosigned(&c.add_checkpoint(&log.request(0, 1)), &log, 1, &wkey);
+    for size in 2..=40 {
+        log.grow_to(size);
+        assert_cosigned(
+            &c.add_checkpoint(&log.request(size - 1, size)),
+            &log,
+            size,
+            &wkey,
+        );
+    }
+    let metrics = c.get("/metrics").body;
+    assert!(
+        !metrics.contains("witness_store_compactions_total 0\n"),
+        "{metrics}"
+    );
+    let journal = std::fs::read_to_string(data.join("state.jsonl")).unwrap();
+    assert!(journal.len() < 4000, "{}", journal.len());
+    assert_eq!(status(&data)["logs"][0]["latest"]["size"], 40);
+    drop(w);
+    let w = Witness::start(&data, &[]);
+    assert_eq!(
+        assert_refused(&w.client().add_checkpoint(&log.request(0, 40)), 409),
+        "40\n"
+    );
+}
