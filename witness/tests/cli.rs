@@ -55,52 +55,23 @@ fn add_log_accepts_log_keys_only() {
     // A second key for the same origin (a rotation) is fine; the same key twice is not.
     let next = TestLog::new("example.com/log", 2, 0);
     add_log(&data, &next);
-    let err = run_fail(&[
-        "add-log",
-        "--data",
-        d,
-        "--origin",
-        "example.com/log",
-        "--key",
-        &log.key.verifier().to_string(),
-    ]);
-    assert!(err.contains("twice"), "{err}");
-    // A cosignature key cannot stand in for a log's signature.
-    let err = run_fail(&[
-        "add-log",
-        "--data",
-        d,
-        "--origin",
-        "x.example/log",
-        "--key",
-        &wkey.to_string(),
-    ]);
-    assert!(err.contains("Ed25519"), "{err}");
-    let err = run_fail(&[
-        "add-log",
-        "--data",
-        d,
-        "--origin",
-        "x.example/log",
-        "--key",
-        "nonsense",
-    ]);
-    assert!(err.contains("nonsense"), "{err}");
-    let err = run_fail(&[
-        "add-log",
-        "--data",
-        d,
-        "--origin",
-        "",
-        "--key",
-        &log.key.verifier().to_string(),
-    ]);
-    assert!(err.contains("origin"), "{err}");
+    // The same key twice; a cosignature key, which cannot stand in for a
+    // log's signature; a string that is no key; an empty origin.
+    let (log_vkey, wkey) = (log.key.verifier().to_string(), wkey.to_string());
+    for (origin, key, why) in [
+        ("example.com/log", log_vkey.as_str(), "twice"),
+        ("x.example/log", wkey.as_str(), "Ed25519"),
+        ("x.example/log", "nonsense", "nonsense"),
+        ("", log_vkey.as_str(), "origin"),
+    ] {
+        let err = run_fail(&["add-log", "--data", d, "--origin", origin, "--key", key]);
+        assert!(err.contains(why), "{err}");
+    }
     let s = status(&data);
     assert_eq!(s["logs"].as_array().unwrap().len(), 1);
     assert_eq!(s["logs"][0]["keys"].as_array().unwrap().len(), 2);
     assert!(s["logs"][0]["latest"].is_null());
-    assert_eq!(s["vkey"], wkey.to_string());
+    assert_eq!(s["vkey"], wkey);
 }
 
 #[test]
@@ -122,12 +93,7 @@ fn status_text_and_evidence_json() {
     let mut log = TestLog::new("example.com/log", 1, 3);
     add_log(&data, &log);
     let w = Witness::start(&data, &[]);
-    assert_cosigned(
-        &w.client().add_checkpoint(&log.request(0, 3)),
-        &log,
-        3,
-        &wkey,
-    );
+    cosign(&w.client(), &log, 0, 3, &wkey);
     let fork = log.fork("evil", 1, 3);
     assert_eq!(w.client().add_checkpoint(&fork.request(3, 3)).status, 409);
     log.grow_to(4);
@@ -148,12 +114,6 @@ fn status_text_and_evidence_json() {
 fn a_second_server_on_the_same_directory_is_refused() {
     let (data, _) = init("lock", "witness.example/w1");
     let _w = Witness::start(&data, &[]);
-    let err = run_fail(&[
-        "serve",
-        "--data",
-        data.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    let err = serve_fails(&data);
     assert!(err.contains("another modeltrail-witness"), "{err}");
 }

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
 use modeltrail::tlog::hash::{Hash, empty_tree_hash};
 use modeltrail::tlog::note::Note;
@@ -75,7 +73,7 @@ fn every_status_code_from_crafted_requests() {
     assert_refused(&c.add_checkpoint(&with_proof), 422);
 
     // 200: first use, cosigned; the cosignature verifies under cosignature/v1.
-    assert_cosigned(&c.add_checkpoint(&log.request(0, 5)), &log, 5, &wkey);
+    cosign(&c, &log, 0, 5, &wkey);
 
     // 409: old size not the stored one; body "<size>\n", text/x.tlog.size.
     log.grow_to(9);
@@ -97,13 +95,12 @@ fn every_status_code_from_crafted_requests() {
     assert_eq!(assert_refused(&r, 409), "5\n");
 
     // 200: the real extension, then the same checkpoint again.
-    assert_cosigned(&c.add_checkpoint(&log.request(5, 9)), &log, 9, &wkey);
-    assert_cosigned(&c.add_checkpoint(&log.request(9, 9)), &log, 9, &wkey);
+    cosign(&c, &log, 5, 9, &wkey);
+    cosign(&c, &log, 9, 9, &wkey);
 
     // 422: bad empty tree, on a second log that never had a checkpoint.
     let empty = TestLog::new("example.com/empty", 3, 0);
     add_log(&data, &empty);
-    let wait = Instant::now();
     let bad_empty = {
         let text = format!("example.com/empty\n0\n{}\n", Hash([1; 32]).to_base64());
         let note = Note::sign(&text, &[&empty.key]).unwrap();
@@ -111,17 +108,11 @@ fn every_status_code_from_crafted_requests() {
             .unwrap()
             .to_bytes()
     };
-    let r = loop {
-        let r = c.add_checkpoint(&bad_empty);
-        if r.status != 404 || wait.elapsed() > Duration::from_secs(5) {
-            break r;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let r = add_checkpoint_once_known(&c, &bad_empty);
     assert!(assert_refused(&r, 422).contains("bad empty tree"));
     // The true empty tree is cosigned.
     assert_eq!(empty.root(0), empty_tree_hash());
-    assert_cosigned(&c.add_checkpoint(&empty.request(0, 0)), &empty, 0, &wkey);
+    cosign(&c, &empty, 0, 0, &wkey);
 
     // Evidence: the fork at size 5 and the bad empty tree, not the rest.
     let kinds: Vec<String> = evidence(&data)
@@ -180,9 +171,9 @@ fn monitoring_endpoint_serves_the_latest_cosigned_checkpoint() {
     let path = format!("/monitor/{}/checkpoint", origin_hash_hex(log.origin()));
     assert_eq!(c.get(&path).code(), "no_checkpoint");
     assert_eq!(c.get("/monitor/00/checkpoint").code(), "unknown_log");
-    assert_cosigned(&c.add_checkpoint(&log.request(0, 4)), &log, 4, &wkey);
+    cosign(&c, &log, 0, 4, &wkey);
     log.grow_to(6);
-    let expected = assert_cosigned(&c.add_checkpoint(&log.request(4, 6)), &log, 6, &wkey);
+    let expected = cosign(&c, &log, 4, 6, &wkey);
     let r = c.get(&path);
     assert_eq!(r.status, 200);
     assert_eq!(r.body.as_bytes(), expected);
@@ -192,24 +183,14 @@ fn monitoring_endpoint_serves_the_latest_cosigned_checkpoint() {
 fn state_survives_restart_and_kill9() {
     let (data, wkey, mut log) = setup("restart", 7);
     let mut w = Witness::start(&data, &[]);
-    assert_cosigned(
-        &w.client().add_checkpoint(&log.request(0, 7)),
-        &log,
-        7,
-        &wkey,
-    );
+    cosign(&w.client(), &log, 0, 7, &wkey);
     assert!(w.terminate().success());
 
     let mut w = Witness::start(&data, &[]);
     let r = w.client().add_checkpoint(&log.request(0, 7));
     assert_eq!(assert_refused(&r, 409), "7\n");
     log.grow_to(12);
-    assert_cosigned(
-        &w.client().add_checkpoint(&log.request(7, 12)),
-        &log,
-        12,
-        &wkey,
-    );
+    cosign(&w.client(), &log, 7, 12, &wkey);
     w.kill9();
 
     let w = Witness::start(&data, &[]);
@@ -225,7 +206,7 @@ fn concurrent_requests_for_one_log_never_roll_back() {
     let (data, wkey, mut log) = setup("race", 10);
     let w = Witness::start(&data, &[]);
     let c = w.client();
-    assert_cosigned(&c.add_checkpoint(&log.request(0, 10)), &log, 10, &wkey);
+    cosign(&c, &log, 0, 10, &wkey);
     log.grow_to(40);
     // 30 requests, all from old size 10, to sizes 11..=40, at once: the
     // first decided wins; every other finds the stored size moved on.
@@ -256,14 +237,7 @@ fn add_log_reaches_a_running_witness() {
     let log = TestLog::new("late.example/log", 5, 3);
     assert_refused(&w.client().add_checkpoint(&log.request(0, 3)), 404);
     add_log(&data, &log);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let r = loop {
-        let r = w.client().add_checkpoint(&log.request(0, 3));
-        if r.status != 404 || Instant::now() > deadline {
-            break r;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let r = add_checkpoint_once_known(&w.client(), &log.request(0, 3));
     assert_cosigned(&r, &log, 3, &wkey);
 }
 
@@ -271,12 +245,7 @@ fn add_log_reaches_a_running_witness() {
 fn a_torn_journal_tail_is_cut_off_at_start() {
     let (data, wkey, mut log) = setup("torn", 3);
     let mut w = Witness::start(&data, &[]);
-    assert_cosigned(
-        &w.client().add_checkpoint(&log.request(0, 3)),
-        &log,
-        3,
-        &wkey,
-    );
+    cosign(&w.client(), &log, 0, 3, &wkey);
     w.kill9();
     // A crash in the middle of appending the next record leaves half a line.
     let journal = data.join("state.jsonl");
@@ -289,12 +258,7 @@ fn a_torn_journal_tail_is_cut_off_at_start() {
         "the torn tail is removed"
     );
     log.grow_to(5);
-    assert_cosigned(
-        &w.client().add_checkpoint(&log.request(3, 5)),
-        &log,
-        5,
-        &wkey,
-    );
+    cosign(&w.client(), &log, 3, 5, &wkey);
     assert_eq!(status(&data)["logs"][0]["latest"]["size"], 5);
 }
 
@@ -302,13 +266,7 @@ fn a_torn_journal_tail_is_cut_off_at_start() {
 fn a_corrupt_journal_stops_the_witness_from_starting() {
     let (data, _, _) = setup("corrupt", 3);
     std::fs::write(data.join("state.jsonl"), b"not json\n").unwrap();
-    let err = run_fail(&[
-        "serve",
-        "--data",
-        data.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
+    let err = serve_fails(&data);
     assert!(
         err.contains("state.jsonl") && err.contains("line 1"),
         "{err}"
@@ -320,15 +278,10 @@ fn compaction_keeps_one_record_per_log_and_the_state() {
     let (data, wkey, mut log) = setup("compact", 1);
     let w = Witness::start(&data, &["--compact-bytes", "4000"]);
     let c = w.client();
-    assert_cosigned(&c.add_checkpoint(&log.request(0, 1)), &log, 1, &wkey);
+    cosign(&c, &log, 0, 1, &wkey);
     for size in 2..=40 {
         log.grow_to(size);
-        assert_cosigned(
-            &c.add_checkpoint(&log.request(size - 1, size)),
-            &log,
-            size,
-            &wkey,
-        );
+        cosign(&c, &log, size - 1, size, &wkey);
     }
     let metrics = c.get("/metrics").body;
     assert!(

@@ -25,12 +25,14 @@ fn witness(dir: &str, name: &str, log: &TestLog) -> W {
     W { data, vkey, server }
 }
 
-/// The checkpoint at `size` of `log`, with the cosignature lines of every
-/// witness that gave one.
-fn cosigned_by(log: &TestLog, size: u64, lines: &[String]) -> Vec<u8> {
+/// `log`'s checkpoint at `size`, from `old`, cosigned by each of
+/// `witnesses`: the note with all their cosignatures.
+fn cosigned_by(witnesses: &[&W], log: &TestLog, old: u64, size: u64) -> Vec<u8> {
     let mut note = log.note(size).to_bytes();
-    for line in lines {
-        note.extend(line.as_bytes());
+    for w in witnesses {
+        let r = w.server.client().add_checkpoint(&log.request(old, size));
+        assert_cosigned(&r, log, size, &w.vkey);
+        note.extend(r.body.as_bytes());
     }
     note
 }
@@ -57,13 +59,7 @@ fn witnesses_refuse_a_fork_keep_evidence_and_a_quorum_client_rejects_it() {
     .unwrap();
 
     // The honest history at 8, cosigned by w1 and w2: accepted.
-    let mut lines = Vec::new();
-    for w in [&w1, &w2] {
-        let r = w.server.client().add_checkpoint(&honest.request(0, 8));
-        assert_cosigned(&r, &honest, 8, &w.vkey);
-        lines.push(r.body);
-    }
-    let honest_8 = cosigned_by(&honest, 8, &lines);
+    let honest_8 = cosigned_by(&[&w1, &w2], &honest, 0, 8);
     assert_eq!(
         policy.verify_checkpoint(&honest_8).unwrap().root,
         honest.root(8)
@@ -85,9 +81,7 @@ fn witnesses_refuse_a_fork_keep_evidence_and_a_quorum_client_rejects_it() {
         assert_refused(&r, 422);
     }
     // The partitioned witness cosigns the fork: it has nothing to contradict.
-    let r = w3.server.client().add_checkpoint(&fork.request(0, 12));
-    assert_cosigned(&r, &fork, 12, &w3.vkey);
-    let forked_12 = cosigned_by(&fork, 12, &[r.body]);
+    let forked_12 = cosigned_by(&[&w3], &fork, 0, 12);
 
     // The quorum client rejects the forked checkpoint (1 of 3, needs 2)...
     match policy.verify_checkpoint(&forked_12) {
@@ -99,13 +93,7 @@ fn witnesses_refuse_a_fork_keep_evidence_and_a_quorum_client_rejects_it() {
 
     // The honest log goes on and is witnessed: 8 -> 12 with a real proof.
     honest.grow_to(12);
-    let mut lines = Vec::new();
-    for w in [&w1, &w2] {
-        let r = w.server.client().add_checkpoint(&honest.request(8, 12));
-        assert_cosigned(&r, &honest, 12, &w.vkey);
-        lines.push(r.body);
-    }
-    let honest_12 = cosigned_by(&honest, 12, &lines);
+    let honest_12 = cosigned_by(&[&w1, &w2], &honest, 8, 12);
     assert_eq!(policy.verify_checkpoint(&honest_12).unwrap().size, 12);
 
     // Each honest witness kept both pieces of evidence, with the stored

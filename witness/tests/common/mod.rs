@@ -56,6 +56,17 @@ pub fn run_fail(args: &[&str]) -> String {
     stderr
 }
 
+/// `serve` on `data`, which must fail; its one-line message.
+pub fn serve_fails(data: &Path) -> String {
+    run_fail(&[
+        "serve",
+        "--data",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+}
+
 /// `init` in `<scratch>/<dir>` as `name`; the data directory and the vkey.
 pub fn init(dir: &str, name: &str) -> (PathBuf, VerifierKey) {
     let data = scratch(dir).join("data");
@@ -398,6 +409,30 @@ pub fn assert_cosigned(reply: &Reply, log: &TestLog, size: u64, witness: &Verifi
     let cosig = &opened.note.signatures()[1];
     cosignature::verify(witness, &log.text(size), cosig).unwrap();
     note
+}
+
+/// Submits `log`'s checkpoint at `size` with the proof from `old`, which
+/// must be cosigned (see [`assert_cosigned`]); returns the cosigned note.
+pub fn cosign(c: &Client, log: &TestLog, old: u64, size: u64, witness: &VerifierKey) -> Vec<u8> {
+    assert_cosigned(
+        &c.add_checkpoint(&log.request(old, size)),
+        log,
+        size,
+        witness,
+    )
+}
+
+/// Posts `body` to a witness that may not know the log yet (`add-log` just
+/// ran): retries 404s for up to 10 s; the first other answer.
+pub fn add_checkpoint_once_known(c: &Client, body: &[u8]) -> Reply {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c.add_checkpoint(body);
+        if r.status != 404 || Instant::now() > deadline {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Asserts a refusal with `status`; returns the body.
