@@ -117,3 +117,40 @@ fn a_second_server_on_the_same_directory_is_refused() {
     let err = serve_fails(&data);
     assert!(err.contains("another modeltrail-witness"), "{err}");
 }
+
+#[test]
+fn bench_drives_a_running_witness_and_checks_every_cosignature() {
+    let (data, _) = init("bench", "witness.example/w1");
+    let w = Witness::start(&data, &[]);
+    let d = data.to_str().unwrap();
+    let out = run_ok(&[
+        "bench",
+        "--url",
+        &w.base,
+        "--data",
+        d,
+        "--logs",
+        "6",
+        "--concurrency",
+        "3",
+        "--duration-secs",
+        "1",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let requests = report["requests"].as_u64().unwrap();
+    assert!(requests > 0, "{report}");
+    assert_eq!(
+        report["statuses"]["200"].as_u64(),
+        Some(requests),
+        "{report}"
+    );
+    assert_eq!(report["verified"].as_u64(), Some(requests));
+    // Each request and each log's warm-up was committed durably.
+    assert!(report["store"]["commits"].as_u64().unwrap() >= requests);
+    assert_eq!(status(&data)["logs"].as_array().unwrap().len(), 6);
+
+    let out = run_ok(&["bench-disk", "--dir", d, "--count", "3"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.contains("fdatasync: median "), "{out}");
+}
