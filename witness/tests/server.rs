@@ -298,3 +298,39 @@ fn compaction_keeps_one_record_per_log_and_the_state() {
         "40\n"
     );
 }
+
+#[test]
+fn a_request_slower_than_the_timeout_is_answered_408() {
+    use std::io::{Read as _, Write as _};
+    let (data, _, _) = setup("timeout", 1);
+    let w = Witness::start(&data, &["--request-timeout-ms", "300"]);
+    let addr = w.base.strip_prefix("http://").unwrap();
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    // Headers announce 100 bytes; only 10 arrive.
+    tcp.write_all(
+        b"POST /add-checkpoint HTTP/1.1\r\nHost: w\r\nContent-Length: 100\r\n\r\nold 0\n\nex",
+    )
+    .unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = tcp.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+#[test]
+fn a_bad_monitoring_prefix_is_refused() {
+    let (data, _, _) = setup("prefix", 1);
+    for bad in ["monitor", "/a//b", "/{x}"] {
+        let err = run_fail(&[
+            "serve",
+            "--data",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--monitoring-prefix",
+            bad,
+        ]);
+        assert!(err.contains("monitoring prefix"), "{err}");
+    }
+}
