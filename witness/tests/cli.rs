@@ -114,7 +114,7 @@ fn status_text_and_evidence_json() {
 fn a_second_server_on_the_same_directory_is_refused() {
     let (data, _) = init("lock", "witness.example/w1");
     let _w = Witness::start(&data, &[]);
-    let err = serve_fails(&data);
+    let err = serve_fails(&data, &[]);
     assert!(err.contains("another modeltrail-witness"), "{err}");
 }
 

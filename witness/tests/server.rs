@@ -266,7 +266,7 @@ fn a_torn_journal_tail_is_cut_off_at_start() {
 fn a_corrupt_journal_stops_the_witness_from_starting() {
     let (data, _, _) = setup("corrupt", 3);
     std::fs::write(data.join("state.jsonl"), b"not json\n").unwrap();
-    let err = serve_fails(&data);
+    let err = serve_fails(&data, &[]);
     assert!(
         err.contains("state.jsonl") && err.contains("line 1"),
         "{err}"
@@ -322,15 +322,7 @@ fn a_request_slower_than_the_timeout_is_answered_408() {
 fn a_bad_monitoring_prefix_is_refused() {
     let (data, _, _) = setup("prefix", 1);
     for bad in ["monitor", "/a//b", "/{x}"] {
-        let err = run_fail(&[
-            "serve",
-            "--data",
-            data.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--monitoring-prefix",
-            bad,
-        ]);
+        let err = serve_fails(&data, &["--monitoring-prefix", bad]);
         assert!(err.contains("monitoring prefix"), "{err}");
     }
 }

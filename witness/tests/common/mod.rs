@@ -56,15 +56,10 @@ pub fn run_fail(args: &[&str]) -> String {
     stderr
 }
 
-/// `serve` on `data`, which must fail; its one-line message.
-pub fn serve_fails(data: &Path) -> String {
-    run_fail(&[
-        "serve",
-        "--data",
-        data.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ])
+/// `serve` on `data` with `args`, which must fail; its one-line message.
+pub fn serve_fails(data: &Path, args: &[&str]) -> String {
+    let d = data.to_str().unwrap();
+    run_fail(&[&["serve", "--data", d, "--listen", "127.0.0.1:0"], args].concat())
 }
 
 /// `init` in `<scratch>/<dir>` as `name`; the data directory and the vkey.
