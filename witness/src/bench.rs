@@ -351,6 +351,63 @@ fn report(
     );
 }
 
+/// `bench-disk` arguments.
+#[derive(clap::Args)]
+pub struct DiskArgs {
+    /// A directory on the disk to measure (files `probe.journal`, `probe.state` are left there).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Operations of each kind.
+    #[arg(long, default_value_t = 2000)]
+    count: usize,
+}
+
+/// Measures what the witness's two ways of making state durable cost on a
+/// disk: appending a 512-byte record and `fdatasync` (the journal's group
+/// commit), and an atomic replace (write, fsync, rename, fsync the
+/// directory; what compaction does). Prints median and p99 of each.
+pub fn disk(args: &DiskArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(&args.dir)?;
+    let record = [&[b'x'; 511][..], b"\n"].concat();
+    let mut journal = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(args.dir.join("probe.journal"))?;
+    let append = time_each(args.count, || {
+        journal.write_all(&record)?;
+        journal.sync_data()?;
+        Ok(())
+    })?;
+    let state = args.dir.join("probe.state");
+    let replace = time_each(args.count, || crate::store::write_atomic(&state, &record))?;
+    for (name, mut times) in [
+        ("append 512 B + fdatasync", append),
+        ("atomic replace (write, fsync, rename, fsync dir)", replace),
+    ] {
+        times.sort_unstable();
+        let at = |q: f64| times[((q * times.len() as f64) as usize).min(times.len() - 1)];
+        let median = at(0.5);
+        println!(
+            "{name}: median {median} us, p99 {} us, {:.0}/s serial at the median",
+            at(0.99),
+            1e6 / median.max(1) as f64
+        );
+    }
+    Ok(())
+}
+
+/// Runs `op` `count` times; each run's duration in microseconds.
+fn time_each(count: usize, mut op: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Vec<u64>> {
+    let mut times = Vec::with_capacity(count);
+    for _ in 0..count.max(1) {
+        let start = Instant::now();
+        op()?;
+        times.push(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX));
+    }
+    Ok(times)
+}
+
 /// A random run name: the ID of a fresh key (the core draws seeds from the OS).
 fn run_id() -> anyhow::Result<String> {
     let key = SignerKey::generate("bench", KeyType::Ed25519).map_err(|e| anyhow!("{e}"))?;

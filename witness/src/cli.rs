@@ -88,6 +88,8 @@ enum Command {
     },
     /// Load-test a running witness with synthetic logs (registers them in --data).
     Bench(crate::bench::BenchArgs),
+    /// Measure what a synced append and an atomic replace cost on a disk.
+    BenchDisk(crate::bench::DiskArgs),
 }
 
 /// Runs the command line; the process exit code.
@@ -145,6 +147,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => crate::bench::run(args),
+        Command::BenchDisk(args) => crate::bench::disk(&args),
     }
 }
 

@@ -187,7 +187,10 @@ pub async fn watch_config(witness: Arc<Witness>) {
     }
 }
 
-/// `POST /add-checkpoint`.
+/// `POST /add-checkpoint`: parse, find the log, then decide and persist in
+/// a task of its own, so that a request timing out (or a client going
+/// away) cannot interrupt a commit between the sync and the update of the
+/// in-memory state.
 async fn add_checkpoint(
     State(witness): State<Arc<Witness>>,
     body: Result<Bytes, BytesRejection>,
@@ -205,6 +208,23 @@ async fn add_checkpoint(
         let refusal = Refusal::UnknownOrigin(request.checkpoint().origin.clone());
         return witness.refused(&refusal);
     };
+    let task = tokio::spawn(decide_and_persist(witness, slot, request, received));
+    task.await.unwrap_or_else(|err| {
+        text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("add-checkpoint failed: {err}"),
+        )
+    })
+}
+
+/// Under the origin's lock: decide, make the new state and any evidence
+/// durable, then update the in-memory state and answer.
+async fn decide_and_persist(
+    witness: Arc<Witness>,
+    slot: Arc<Slot>,
+    request: AddCheckpointRequest,
+    received: SystemTime,
+) -> Response {
     let keys = slot.keys.lock().unwrap().clone();
     let mut latest = slot.latest.lock().await;
     let log = KnownLog {
