@@ -36,14 +36,13 @@ use tokio::task::JoinSet;
 use super::{Log, Published};
 use crate::store::TileStore as _;
 use crate::tlog::Hash;
+use crate::tlog::add_checkpoint::{AddCheckpointRequest, SIZE_CONTENT_TYPE};
 use crate::tlog::checkpoint::Checkpoint;
 use crate::tlog::cosignature;
 use crate::tlog::note::{Note, NoteSignature, VerifierKey};
 use crate::tlog::policy::Policy;
 use crate::tlog::proof::prove_consistency;
 
-/// The content type of a 409 answer's body (tlog-witness §add-checkpoint).
-const SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
 /// The first backoff after a failure; it doubles with each further failure.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -515,15 +514,11 @@ async fn submit(
 /// `old` to the checkpoint, an empty line, the signed checkpoint.
 async fn request_body(log: &Arc<Log>, checkpoint: &Published, old: u64) -> Result<Vec<u8>, Failed> {
     let proof = consistency_proof(log, old, checkpoint.size).await?;
-    let mut body = format!("old {old}\n");
-    for hash in &proof {
-        body.push_str(&hash.to_base64());
-        body.push('\n');
-    }
-    body.push('\n');
-    let mut body = body.into_bytes();
-    body.extend_from_slice(&checkpoint.note);
-    Ok(body)
+    let note = Note::parse(&checkpoint.note)
+        .map_err(|e| Failed::new(format!("the published checkpoint does not parse: {e}")))?;
+    let request = AddCheckpointRequest::new(old, proof, note)
+        .map_err(|e| Failed::new(format!("building the request: {e}")))?;
+    Ok(request.to_bytes())
 }
 
 /// The consistency proof from `old` to `new` (empty from 0 or to itself).

@@ -18,7 +18,8 @@
 
 pub mod config;
 pub mod journal;
-pub mod request;
+/// The request body format lives in the core, which the log uses to send it.
+pub use modeltrail::tlog::add_checkpoint as request;
 pub mod verdict;
 
 #[cfg(feature = "server")]
