@@ -7,6 +7,7 @@
 //! internal invariants ("bad math") are bugs and panic.
 
 pub mod checkpoint;
+pub mod compact;
 pub mod cosignature;
 pub mod hash;
 pub mod note;
