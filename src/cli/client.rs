@@ -278,6 +278,29 @@ impl LogClient {
         })
     }
 
+    /// GETs `path`: the body of a 2xx answer, `None` for 404.
+    pub(crate) fn get_optional(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        let url = format!("{}{path}", self.base);
+        self.runtime.block_on(async {
+            let response = self
+                .http
+                .get(&url)
+                .send()
+                .await
+                .with_context(|| format!("GET {url}"))?;
+            if response.status() == reqwest::StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            answer(response).await.map(Some)
+        })
+    }
+
+    /// GETs `path` and parses the JSON answer.
+    pub(crate) fn get_json(&self, path: &str) -> anyhow::Result<Value> {
+        let body = self.get(path)?;
+        serde_json::from_slice(&body).with_context(|| format!("the answer to {path} is not JSON"))
+    }
+
     /// POSTs an entry to `/add` and returns its index once durable.
     pub(crate) fn submit(&self, entry: &SignedEntry) -> anyhow::Result<u64> {
         let url = format!("{}/add", self.base);

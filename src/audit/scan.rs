@@ -1,0 +1,263 @@
+//! The chain audit: read a whole log through its tlog-tiles entry bundles,
+//! authenticate every entry against one checkpoint, and replay the chain.
+//!
+//! Entry bundles are read in order, [`GROUP`] bundles at a time (so memory
+//! is bounded by the group, not the log). Each group's entries are hashed
+//! and parsed in parallel (rayon), then folded in order into a
+//! [`TreeHasher`] and replayed ([`Replay`]). When the last bundle is in, the
+//! recomputed tree hash must equal the checkpoint's root: that proves every
+//! entry read is exactly the entry the checkpoint commits to, at its index,
+//! with nothing missing — the hash tiles are not needed for that.
+//!
+//! Signatures: by default every entry's Ed25519 signature is verified.
+//! With [`AuditOptions::verify_all_signatures`] off (`--fast`) inference
+//! signatures are skipped (governance entries are always verified): the
+//! entries are still authenticated by the tree and the log's signature, and
+//! each signer's role is still checked against the roster.
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+
+use super::replay::{Finding, Parsed, Replay};
+use crate::entry::{ArtefactId, Body, EntryEnvelope, EntryError, Kind};
+use crate::tlog::Hash;
+use crate::tlog::checkpoint::Checkpoint;
+use crate::tlog::compact::TreeHasher;
+use crate::tlog::hash::leaf_hash;
+use crate::tlog::note::VerifierKey;
+use crate::tlog::tile::{TILE_WIDTH, Tile, TileKind, parse_bundle, parse_bundle_for};
+
+/// Entry bundles read and processed together (256 entries each).
+pub const GROUP: u64 = 64;
+
+/// Where entry bundles come from: a local tiles directory or a log's URL.
+pub trait BundleSource {
+    /// The data at the tile's path, `None` if there is none.
+    fn read(&mut self, tile: &Tile) -> Result<Option<Vec<u8>>, String>;
+}
+
+/// How thorough the audit is.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditOptions {
+    /// Verify inference signatures too (governance entries always are).
+    pub verify_all_signatures: bool,
+    /// Findings listed in full; beyond this they are only counted.
+    pub max_findings: usize,
+}
+
+/// What the audit found. Serialised as the `--json` report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// The audited checkpoint's origin.
+    pub origin: String,
+    /// Its tree size: every entry below it was read.
+    pub size: u64,
+    /// Its root hash (base64), which the entries hash to.
+    pub root: String,
+    /// `all`, or `governance` when inference signatures were skipped.
+    pub signatures: &'static str,
+    /// Signatures verified.
+    pub signatures_verified: u64,
+    /// Entries per kind (`invalid`: entries that are not valid entries).
+    pub entries: BTreeMap<&'static str, u64>,
+    /// Findings per code.
+    pub finding_counts: BTreeMap<&'static str, u64>,
+    /// All findings.
+    pub findings_total: u64,
+    /// The first `max_findings` findings, in log order.
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    /// Whether the chain is unbroken.
+    pub fn clean(&self) -> bool {
+        self.findings_total == 0
+    }
+}
+
+/// Why the audit could not finish: the log itself is unreadable or does not
+/// match its checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// Reading a bundle failed.
+    #[error("reading {path}: {reason}")]
+    Read {
+        /// The bundle's path.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
+    /// A bundle the checkpoint implies is not there.
+    #[error("entry bundle {0} is missing")]
+    Missing(String),
+    /// A bundle is malformed.
+    #[error("entry bundle {path} is malformed: {reason}")]
+    Bundle {
+        /// The bundle's path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The entries do not hash to the checkpoint's root.
+    #[error(
+        "the log's entries hash to {computed}, not to the checkpoint's root {expected}: the tiles were altered"
+    )]
+    RootMismatch {
+        /// The recomputed root.
+        computed: String,
+        /// The checkpoint's.
+        expected: String,
+    },
+}
+
+/// Audits the log of `checkpoint` (already verified under the auditor's
+/// policy) from `source`; `progress` is told the entries done so far.
+pub fn audit(
+    source: &mut dyn BundleSource,
+    checkpoint: &Checkpoint,
+    options: AuditOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Report, AuditError> {
+    let size = checkpoint.size;
+    let bundles = size.div_ceil(u64::from(TILE_WIDTH));
+    let mut hasher = TreeHasher::new();
+    let mut replay = Replay::new();
+    let mut findings = Vec::new();
+    let mut listed = Vec::new();
+    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut total = 0u64;
+    let mut signatures = 0u64;
+    let mut first = 0;
+    while first < bundles {
+        let last = bundles.min(first + GROUP);
+        let data = read_group(source, first..last, size)?;
+        let entries = split_group(&data)?;
+        let keys = replay.known_keys().clone();
+        let parsed: Vec<(Hash, Result<Parsed, EntryError>, bool)> = entries
+            .par_iter()
+            .map(|bytes| {
+                let (entry, verified) = parse(bytes, &keys, options.verify_all_signatures);
+                (leaf_hash(bytes), entry, verified)
+            })
+            .collect();
+        for (hash, entry, verified) in parsed {
+            let index = hasher.size();
+            hasher.push(hash);
+            signatures += u64::from(verified);
+            replay.apply(index, entry, &mut findings);
+            for f in findings.drain(..) {
+                total += 1;
+                *counts.entry(f.code).or_default() += 1;
+                if listed.len() < options.max_findings {
+                    listed.push(f);
+                }
+            }
+        }
+        progress(hasher.size());
+        first = last;
+    }
+    let root = hasher.root();
+    if hasher.size() != size || root != checkpoint.root {
+        return Err(AuditError::RootMismatch {
+            computed: root.to_base64(),
+            expected: checkpoint.root.to_base64(),
+        });
+    }
+    Ok(Report {
+        origin: checkpoint.origin.clone(),
+        size,
+        root: root.to_base64(),
+        signatures: if options.verify_all_signatures {
+            "all"
+        } else {
+            "governance"
+        },
+        signatures_verified: signatures,
+        entries: replay.counts().clone(),
+        finding_counts: counts,
+        findings_total: total,
+        findings: listed,
+    })
+}
+
+/// Reads the bundles `range` of the tree of `size`, with the tree's widths.
+fn read_group(
+    source: &mut dyn BundleSource,
+    range: std::ops::Range<u64>,
+    size: u64,
+) -> Result<Vec<(Tile, Vec<u8>)>, AuditError> {
+    range
+        .map(|n| {
+            let tile = Tile::in_tree(TileKind::Entries, n, size)
+                .expect("audit: bad math (bundle beyond the tree)");
+            read_bundle(source, &tile).map(|data| (tile, data))
+        })
+        .collect()
+}
+
+/// The data of one entry bundle; a partial one may be read as the prefix of its full bundle
+/// (tlog-tiles lets a log delete partial tiles once they are full).
+pub fn read_bundle(source: &mut dyn BundleSource, tile: &Tile) -> Result<Vec<u8>, AuditError> {
+    let read = |source: &mut dyn BundleSource, t: &Tile| {
+        source.read(t).map_err(|reason| AuditError::Read {
+            path: t.path(),
+            reason,
+        })
+    };
+    if let Some(data) = read(source, tile)? {
+        return Ok(data);
+    }
+    if tile.is_partial()
+        && let Some(full) = read(source, &tile.full())?
+    {
+        let entries = parse_bundle(&full).map_err(|e| AuditError::Bundle {
+            path: tile.full().path(),
+            reason: e.to_string(),
+        })?;
+        let prefix = entries
+            .get(..usize::from(tile.width()))
+            .ok_or_else(|| AuditError::Missing(tile.path()))?;
+        return crate::tlog::tile::encode_bundle(prefix).map_err(|e| AuditError::Bundle {
+            path: tile.path(),
+            reason: e.to_string(),
+        });
+    }
+    Err(AuditError::Missing(tile.path()))
+}
+
+/// The entries of each bundle, checked against the bundle's width.
+fn split_group(data: &[(Tile, Vec<u8>)]) -> Result<Vec<&[u8]>, AuditError> {
+    let mut entries = Vec::with_capacity(data.len() * usize::from(TILE_WIDTH));
+    for (tile, bytes) in data {
+        let bundle = parse_bundle_for(tile, bytes).map_err(|e| AuditError::Bundle {
+            path: tile.path(),
+            reason: e.to_string(),
+        })?;
+        entries.extend(bundle);
+    }
+    Ok(entries)
+}
+
+/// Parses one leaf; verifies its signature unless it is an inference and
+/// `all` is off. Answers whether the signature was verified.
+fn parse(
+    bytes: &[u8],
+    keys: &std::collections::HashMap<String, VerifierKey>,
+    all: bool,
+) -> (Result<Parsed, EntryError>, bool) {
+    let envelope = match EntryEnvelope::parse(bytes, |t| keys.get(t).cloned()) {
+        Ok(envelope) => envelope,
+        Err(e) => return (Err(e), false),
+    };
+    let verify = all || envelope.kind != Kind::Inference;
+    if verify && let Err(e) = envelope.verify_signature() {
+        return (Err(e), false);
+    }
+    let parsed = Body::parse(envelope.kind, &envelope.body).map(|body| Parsed {
+        id: ArtefactId::of(bytes),
+        signer: envelope.signer,
+        body,
+    });
+    (parsed, verify)
+}
