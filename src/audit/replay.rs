@@ -28,8 +28,9 @@ use crate::tlog::note::VerifierKey;
 /// One entry, parsed (and, unless the audit skips it, signature-checked).
 #[derive(Debug, Clone)]
 pub struct Parsed {
-    /// The artefact ID (BLAKE3 of the leaf).
-    pub id: ArtefactId,
+    /// The artefact ID (BLAKE3 of the leaf). Entries reference policies and
+    /// cards by it; a bulk audit skips hashing inferences (`None`).
+    pub id: Option<ArtefactId>,
     /// The entry's signer.
     pub signer: VerifierKey,
     /// The typed body (its kind is the entry's).
@@ -130,12 +131,14 @@ impl Replay {
         }
         match &entry.body {
             Body::Policy(policy) => {
-                if authorised.is_ok() {
-                    self.set_policy(index, entry.id, policy.clone());
+                if let (Ok(()), Some(id)) = (&authorised, entry.id) {
+                    self.set_policy(index, id, policy.clone());
                 }
             }
             Body::ModelCard(card) => {
-                self.cards.insert(entry.id, card.model.as_str().to_owned());
+                if let Some(id) = entry.id {
+                    self.cards.insert(id, card.model.as_str().to_owned());
+                }
             }
             Body::ModelVersion(version) => {
                 let card_model = self.cards.get(&version.card).map(String::as_str);

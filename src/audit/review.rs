@@ -175,7 +175,7 @@ impl Review {
                         .collect();
                     format!(
                         "policy `{}` by {who}: {} approval(s) required; criteria: {}; signers: {}",
-                        p.id,
+                        id(p),
                         policy.approvals_required(),
                         cell(&criteria.join(", ")),
                         cell(&roster.join("; "))
@@ -183,7 +183,7 @@ impl Review {
                 }
                 Body::ModelCard(card) => format!(
                     "card `{}` for **{}** by {who}; intended use: {}",
-                    p.id,
+                    id(p),
                     cell(card.model.as_str()),
                     cell(&card.intended_use)
                 ),
@@ -250,6 +250,11 @@ impl Review {
         }
         md.push('\n');
     }
+}
+
+/// The entry's artefact ID, or `?` where it was not computed.
+fn id(p: &Parsed) -> String {
+    p.id.map_or_else(|| "?".to_owned(), |id| id.to_string())
 }
 
 /// Text safe inside a Markdown list item or table cell: one line, no pipes.

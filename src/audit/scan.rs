@@ -255,7 +255,7 @@ fn parse(
         return (Err(e), false);
     }
     let parsed = Body::parse(envelope.kind, &envelope.body).map(|body| Parsed {
-        id: ArtefactId::of(bytes),
+        id: (envelope.kind != Kind::Inference).then(|| ArtefactId::of(bytes)),
         signer: envelope.signer,
         body,
     });

@@ -437,7 +437,7 @@ fn parse_full(bytes: &[u8]) -> Result<Parsed, crate::entry::EntryError> {
     let entry = SignedEntry::parse(bytes)?;
     let body = entry.typed_body()?;
     Ok(Parsed {
-        id: entry.id(),
+        id: Some(entry.id()),
         signer: entry.signer().clone(),
         body,
     })
