@@ -20,7 +20,7 @@ use std::process::{Command, Output};
 
 use modeltrail::audit::evidence::{Evidence, Role};
 use modeltrail::audit::verify::verify;
-use modeltrail::entry::{ContentHash, Kind, SignedEntry, Timestamp};
+use modeltrail::entry::{ContentHash, Kind, SignedEntry};
 use modeltrail::store::{FsTileStore, TileStore, TreeWriter};
 use modeltrail::tlog::checkpoint::Checkpoint;
 use modeltrail::tlog::cosignature::cosign;
@@ -32,20 +32,9 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{BIN, Client, Server, scratch};
+use common::{BIN, Client, Server, now_ms, scratch, ts};
 
 const MODEL: &str = "credit-scorer";
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-fn ts(ms: u64) -> String {
-    Timestamp::from_unix_millis(ms).unwrap().to_string()
-}
 
 fn key(name: &str, seed: u8) -> SignerKey {
     SignerKey::from_seed(name, KeyType::Ed25519, &[seed; 32]).unwrap()
@@ -196,6 +185,15 @@ impl Log {
         entry.id().to_string()
     }
 
+    /// Both approvers approve `version` on every criterion.
+    fn approve_by_both(&self, version: &str, policy_id: &str) {
+        let a = &self.actors;
+        for approver in [&a.approver1, &a.approver2] {
+            let body = approval(version, policy_id, &CRITERIA);
+            self.post(Kind::Approval, body, approver);
+        }
+    }
+
     fn build(&mut self) {
         let a = &self.actors;
         let start = now_ms() - 600_000;
@@ -207,13 +205,7 @@ impl Log {
             version(MODEL, &v1, &card_id),
             &a.registry,
         );
-        for approver in [&a.approver1, &a.approver2] {
-            self.post(
-                Kind::Approval,
-                approval(&v1, &policy_id, &CRITERIA),
-                approver,
-            );
-        }
+        self.approve_by_both(&v1, &policy_id);
         self.post(
             Kind::Transition,
             transition(MODEL, None, &v1, start, "first release"),
@@ -231,13 +223,7 @@ impl Log {
             version(MODEL, &v2, &card_id),
             &a.registry,
         );
-        for approver in [&a.approver1, &a.approver2] {
-            self.post(
-                Kind::Approval,
-                approval(&v2, &policy_id, &CRITERIA),
-                approver,
-            );
-        }
+        self.approve_by_both(&v2, &policy_id);
         self.post(
             Kind::Transition,
             transition(MODEL, Some(&v1), &v2, start + 120_000, "better recall"),
@@ -973,4 +959,109 @@ fn review_lists_the_changes_across_a_rollback_and_saves_the_checkpoint() {
         std::fs::read(&fork).unwrap(),
         forked.sign(&log.log_key).unwrap().to_bytes()
     );
+}
+
+#[test]
+fn audit_streams_many_bundles_and_reads_a_deleted_partial_bundle_from_its_full_one() {
+    // More than one group of 64 bundles, appended in two batches so that
+    // the first checkpoint's partial bundle is later full.
+    let dir = scratch("streaming");
+    let tiles = dir.join("tiles");
+    let log_key = key("streaming.audit.test/log", 1);
+    let a = Actors::new(key("admin.audit.test", 2));
+    let sign = |kind, body, k: &SignerKey| SignedEntry::sign(kind, body, k).unwrap().into_bytes();
+    let policy = sign(Kind::Policy, a.policy(), &a.admin);
+    let policy_id = modeltrail::entry::ArtefactId::of(&policy).to_string();
+    let card_bytes = sign(Kind::ModelCard, card(MODEL), &a.registry);
+    let card_id = modeltrail::entry::ArtefactId::of(&card_bytes).to_string();
+    let v1 = hash_of("w1");
+    let t0 = now_ms() - 1_000_000;
+    let mut entries = vec![
+        policy,
+        card_bytes,
+        sign(
+            Kind::ModelVersion,
+            version(MODEL, &v1, &card_id),
+            &a.registry,
+        ),
+        sign(
+            Kind::Approval,
+            approval(&v1, &policy_id, &CRITERIA),
+            &a.approver1,
+        ),
+        sign(
+            Kind::Approval,
+            approval(&v1, &policy_id, &CRITERIA),
+            &a.approver2,
+        ),
+        sign(
+            Kind::Transition,
+            transition(MODEL, None, &v1, t0, "go"),
+            &a.approver1,
+        ),
+    ];
+    let total = 64 * 256 + 300;
+    while entries.len() < total {
+        let i = entries.len() as u64;
+        let body = inference(MODEL, &v1, &format!("r{i}"), t0 + i);
+        entries.push(sign(Kind::Inference, body, &a.serving));
+    }
+    let store = FsTileStore::new(&tiles).unwrap();
+    let mut writer = TreeWriter::open(store, 0, empty_tree_hash()).unwrap();
+    let signed = |size, root| {
+        let cp = Checkpoint {
+            origin: log_key.name().to_owned(),
+            size,
+            root,
+            extensions: vec![],
+        };
+        cp.sign(&log_key).unwrap().to_bytes()
+    };
+    let (first_size, first_root) = writer.append(&entries[..300]).unwrap();
+    let first = dir.join("first.checkpoint");
+    std::fs::write(&first, signed(first_size, first_root)).unwrap();
+    let (size, root) = writer.append(&entries[300..]).unwrap();
+    writer
+        .store()
+        .replace_checkpoint(&signed(size, root))
+        .unwrap();
+    let policy_file = dir.join("streaming.policy");
+    std::fs::write(
+        &policy_file,
+        format!("log {}\nquorum none\n", log_key.verifier()),
+    )
+    .unwrap();
+
+    let audit = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args([
+                "audit",
+                "--log",
+                tiles.to_str().unwrap(),
+                "--policy",
+                policy_file.to_str().unwrap(),
+                "--json",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    for args in [&[][..], &["--fast"][..]] {
+        let report = audit(args);
+        assert_eq!(report["size"], json!(total), "{report}");
+        assert_eq!(report["findings_total"], json!(0), "{report}");
+        assert_eq!(report["entries"]["inference"], json!(total - 6), "{report}");
+    }
+    // The first checkpoint's partial bundle (entries 256..300) is gone;
+    // the audit reads it as the prefix of the full bundle.
+    std::fs::remove_file(tiles.join("tile/entries/001.p/44")).unwrap();
+    let report = audit(&["--checkpoint", first.to_str().unwrap()]);
+    assert_eq!(report["size"], json!(300), "{report}");
+    assert_eq!(report["findings_total"], json!(0), "{report}");
 }

@@ -7,7 +7,8 @@
 //! the consistency of the two checkpoints and every entry against the new
 //! one before it reports anything.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail};
@@ -42,29 +43,60 @@ impl BundleSource for HttpSource {
     }
 }
 
-/// Hash tiles over HTTP, for a [`TileHashReader`].
-struct HttpTiles<'a>(&'a LogClient);
+/// Hash tiles over HTTP, for a [`TileHashReader`], keeping the tiles it
+/// authenticated: consecutive reads share their upper tiles.
+struct HttpTiles<'a> {
+    client: &'a LogClient,
+    cache: RefCell<HashMap<Tile, Vec<u8>>>,
+}
+
+/// Authenticated tiles kept by [`HttpTiles`] before it starts afresh.
+const TILE_CACHE: usize = 1024;
+
+impl<'a> HttpTiles<'a> {
+    fn new(client: &'a LogClient) -> HttpTiles<'a> {
+        HttpTiles {
+            client,
+            cache: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn fetch(&self, tile: &Tile) -> anyhow::Result<Vec<u8>> {
+        if let Some(data) = self.cache.borrow().get(tile) {
+            return Ok(data.clone());
+        }
+        if let Some(data) = self.client.get_optional(&format!("/{}", tile.path()))? {
+            return Ok(data);
+        }
+        // A log may delete a partial tile once the full one exists.
+        let full = self
+            .client
+            .get_optional(&format!("/{}", tile.full().path()))?
+            .ok_or_else(|| anyhow!("tile {} is missing", tile.path()))?;
+        Ok(full
+            .get(..usize::from(tile.width()) * 32)
+            .unwrap_or(&full)
+            .to_vec())
+    }
+}
 
 impl TileReader for HttpTiles<'_> {
     fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, ReadError> {
         tiles
             .iter()
-            .map(|tile| {
-                if let Some(data) = self.0.get_optional(&format!("/{}", tile.path()))? {
-                    return Ok(data);
-                }
-                // A log may delete a partial tile once the full one exists.
-                let full = self
-                    .0
-                    .get_optional(&format!("/{}", tile.full().path()))?
-                    .ok_or_else(|| anyhow!("tile {} is missing", tile.path()))?;
-                Ok(full
-                    .get(..usize::from(tile.width()) * 32)
-                    .unwrap_or(&full)
-                    .to_vec())
-            })
+            .map(|tile| self.fetch(tile))
             .collect::<anyhow::Result<Vec<_>>>()
             .map_err(|e| ReadError::new(format!("{e:#}")))
+    }
+
+    fn save_tiles(&self, tiles: &[Tile], data: &[Vec<u8>]) {
+        let mut cache = self.cache.borrow_mut();
+        if cache.len() > TILE_CACHE {
+            cache.clear();
+        }
+        for (tile, data) in tiles.iter().zip(data) {
+            cache.insert(*tile, data.clone());
+        }
     }
 }
 
@@ -269,20 +301,10 @@ fn fetch_item(
         "/v1/proof/inclusion?index={index}&size={}",
         checkpoint.size
     ))?;
-    let proof = answer["proof"]
-        .as_array()
-        .ok_or_else(|| anyhow!("the inclusion proof answer has no proof"))?
-        .iter()
-        .map(|h| {
-            h.as_str()
-                .and_then(|s| Hash::from_base64(s).ok())
-                .ok_or_else(|| anyhow!("the inclusion proof holds a malformed hash"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let proof = TlogProof {
         extra: None,
         index,
-        proof,
+        proof: proof_hashes(&answer, "inclusion")?,
         checkpoint: note.to_vec(),
     };
     Ok(Item {
@@ -376,16 +398,7 @@ fn check_consistent(client: &LogClient, old: &Checkpoint, new: &Checkpoint) -> a
             "/v1/proof/consistency?old={}&new={}",
             old.size, new.size
         ))?;
-        answer["proof"]
-            .as_array()
-            .ok_or_else(|| anyhow!("the consistency proof answer has no proof"))?
-            .iter()
-            .map(|h| {
-                h.as_str()
-                    .and_then(|s| Hash::from_base64(s).ok())
-                    .ok_or_else(|| anyhow!("the consistency proof holds a malformed hash"))
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?
+        proof_hashes(&answer, "consistency")?
     } else {
         Vec::new()
     };
@@ -406,7 +419,7 @@ fn for_each_entry(
     from: u64,
     mut f: impl FnMut(u64, &[u8]),
 ) -> anyhow::Result<()> {
-    let hashes = TileHashReader::new(checkpoint.size, checkpoint.root, HttpTiles(client));
+    let hashes = TileHashReader::new(checkpoint.size, checkpoint.root, HttpTiles::new(client));
     let mut source = HttpSource(LogClient::new(log)?);
     let width = u64::from(TILE_WIDTH);
     for n in from / width..checkpoint.size.div_ceil(width) {
@@ -441,6 +454,20 @@ fn parse_full(bytes: &[u8]) -> Result<Parsed, crate::entry::EntryError> {
         signer: entry.signer().clone(),
         body,
     })
+}
+
+/// The hashes of a `/v1/proof/<kind>` answer.
+fn proof_hashes(answer: &Value, kind: &str) -> anyhow::Result<Vec<Hash>> {
+    answer["proof"]
+        .as_array()
+        .ok_or_else(|| anyhow!("the {kind} proof answer has no proof"))?
+        .iter()
+        .map(|h| {
+            h.as_str()
+                .and_then(|s| Hash::from_base64(s).ok())
+                .ok_or_else(|| anyhow!("the {kind} proof holds a malformed hash"))
+        })
+        .collect()
 }
 
 /// A JSON string member, or an error naming the answer as malformed.
