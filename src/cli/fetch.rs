@@ -136,6 +136,7 @@ impl EvidenceArgs {
         let items = wanted
             .0
             .iter()
+            .filter(|&&(index, role)| index < checkpoint.size || essential(&query, role))
             .map(|&(index, role)| fetch_item(&client, index, role, &checkpoint, &note))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let evidence = Evidence {
@@ -279,6 +280,19 @@ impl Wanted {
         }
         let current = client.get_json("/v1/policy")?;
         self.add(Role::Policy, &current["index"])
+    }
+}
+
+/// Whether the answer needs an entry of `role` even when it is newer than
+/// the checkpoint (then `evidence` fails and asks to retry). Approvals, the
+/// next transition and the newest policy logged after the checkpoint are
+/// simply not part of the history that checkpoint proves.
+/// For a version query every transition is optional too.
+fn essential(query: &Query, role: Role) -> bool {
+    match role {
+        Role::Inference | Role::Version | Role::Card => true,
+        Role::Transition => !matches!(query, Query::Version(_)),
+        Role::Approval | Role::NextTransition | Role::Policy => false,
     }
 }
 
