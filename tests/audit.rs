@@ -655,6 +655,14 @@ fn audit_reports_a_clean_log_clean_and_finds_every_break() {
         "{report}"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("the chain is broken: 3 finding(s)"));
+    // Evidence for the inference on the inactive v2 does not verify, and says why.
+    let e = log.evidence("r5.evidence", &["--request-id", "req-5"]);
+    refused(
+        &log.dir,
+        &e,
+        &policy,
+        &format!("does not make version {} of \"{MODEL}\" active by", log.v2),
+    );
 
     // A checkpoint that does not meet the policy is refused before reading.
     let witness = SignerKey::from_seed("w.audit.test", KeyType::CosignatureV1, &[3; 32]).unwrap();
@@ -934,9 +942,21 @@ fn review_lists_the_changes_across_a_rollback_and_saves_the_checkpoint() {
     );
     // The new checkpoint was saved over --since.
     assert_eq!(std::fs::read(&since).unwrap(), current);
-    // Nothing new: every section says so.
-    let md = ok(&run(&since));
+    // Nothing new: every section says so. --save leaves --since alone.
+    let saved = log.dir.join("saved.checkpoint");
+    let md = ok(&log.cli(&[
+        "review",
+        "--log",
+        &log.server.base,
+        "--since",
+        since.to_str().unwrap(),
+        "--policy",
+        policy.to_str().unwrap(),
+        "--save",
+        saved.to_str().unwrap(),
+    ]));
     assert!(md.contains("## Transitions\n\nNone."), "{md}");
+    assert_eq!(std::fs::read(&saved).unwrap(), current);
 
     // A rewritten history: a checkpoint of the same size with another root,
     // validly signed by the log's key, is not consistent with the log's.
