@@ -841,6 +841,16 @@ fn audit_finds_each_break_the_log_would_have_refused() {
     ];
     let want: Vec<(u64, String)> = want.into_iter().map(|(i, c)| (i, c.to_owned())).collect();
     assert_eq!(findings(&report), want, "{report}");
+    // --fast finds the same breaks but the forged inference's signature,
+    // which it does not check (the log did, at admission).
+    let out = run(&["--json", "--fast"]);
+    let fast: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let without_sig: Vec<(u64, String)> = want
+        .iter()
+        .filter(|(i, _)| *i != bad_sig as u64)
+        .cloned()
+        .collect();
+    assert_eq!(findings(&fast), without_sig, "{fast}");
     // The human summary names each break.
     let out = run(&[]);
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -64,8 +64,10 @@ pub(super) struct AuditArgs {
     /// `GET /checkpoint`).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
-    /// Skip inference signatures (governance entries are always verified);
-    /// entries stay authenticated by the tree. See README "For auditors".
+    /// Skip what the log checked when it admitted each inference (its
+    /// signature and canonical encoding); inferences stay authenticated by
+    /// the tree, schema- and role-checked and replayed. Governance entries
+    /// always get every check. See README "For auditors".
     #[arg(long)]
     fast: bool,
     /// Findings listed in full; more are only counted.
@@ -206,7 +208,7 @@ fn print_summary(report: &Report) {
         if report.signatures == "all" {
             "every entry"
         } else {
-            "governance entries only; inference signatures skipped (--fast)"
+            "governance entries only; inferences read without signature and encoding checks (--fast)"
         }
     );
     if report.clean() {
