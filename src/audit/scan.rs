@@ -2,9 +2,10 @@
 //! authenticate every entry against one checkpoint, and replay the chain.
 //!
 //! Entry bundles are read in order, [`GROUP`] bundles at a time (so memory
-//! is bounded by the group, not the log). Each group's entries are hashed
-//! and parsed in parallel (rayon), then folded in order into a
-//! [`TreeHasher`] and replayed ([`Replay`]). When the last bundle is in, the
+//! is bounded by two groups, not the log). A reader thread hashes and
+//! parses each group's entries in parallel (rayon) while the calling thread
+//! folds the previous group in order into a [`TreeHasher`] and replays it
+//! ([`Replay`]). When the last bundle is in, the
 //! recomputed tree hash must equal the checkpoint's root: that proves every
 //! entry read is exactly the entry the checkpoint commits to, at its index,
 //! with nothing missing — the hash tiles are not needed for that.
@@ -17,7 +18,8 @@
 //! still authenticated by the tree and the log's signature, their body's
 //! schema is checked and their signer's role is checked against the roster.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::RwLock;
 
 use rayon::prelude::*;
 
@@ -113,74 +115,150 @@ pub enum AuditError {
     },
 }
 
+/// One group's entries: leaf hash, parsed entry, signature verified.
+type Group = Vec<(Hash, Result<Parsed, EntryError>, bool)>;
+
+/// Signer keys by vkey text, shared from the replay with the parsers.
+type Keys = RwLock<HashMap<String, VerifierKey>>;
+
 /// Audits the log of `checkpoint` (already verified under the auditor's
 /// policy) from `source`; `progress` is told the entries done so far.
+///
+/// A reader thread reads and parses each group (in parallel) while this
+/// thread folds the previous one in order, one group ahead at most.
 pub fn audit(
-    source: &mut dyn BundleSource,
+    source: &mut (dyn BundleSource + Send),
     checkpoint: &Checkpoint,
     options: AuditOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Report, AuditError> {
-    let size = checkpoint.size;
+    let keys = Keys::default();
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let keys = &keys;
+        scope.spawn(move || {
+            read_groups(source, checkpoint.size, options, keys, |group| {
+                tx.send(group).is_ok()
+            })
+        });
+        let mut fold = Fold::new(options);
+        for group in rx {
+            fold.group(group?, keys);
+            progress(fold.hasher.size());
+        }
+        fold.finish(checkpoint, options)
+    })
+}
+
+/// Reads and parses every group in order, handing each to `send` until it
+/// answers `false`; a read error is sent as the last item.
+fn read_groups(
+    source: &mut (dyn BundleSource + Send),
+    size: u64,
+    options: AuditOptions,
+    keys: &Keys,
+    mut send: impl FnMut(Result<Group, AuditError>) -> bool,
+) {
     let bundles = size.div_ceil(u64::from(TILE_WIDTH));
-    let mut hasher = TreeHasher::new();
-    let mut replay = Replay::new();
-    let mut findings = Vec::new();
-    let mut listed = Vec::new();
-    let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut total = 0u64;
-    let mut signatures = 0u64;
     let mut first = 0;
     while first < bundles {
         let last = bundles.min(first + GROUP);
-        let data = read_group(source, first..last, size)?;
-        let entries = split_group(&data)?;
-        let keys = replay.known_keys().clone();
-        let parsed: Vec<(Hash, Result<Parsed, EntryError>, bool)> = entries
-            .par_iter()
-            .map(|bytes| {
-                let (entry, verified) = parse(bytes, &keys, options.verify_all_signatures);
-                (leaf_hash(bytes), entry, verified)
-            })
-            .collect();
-        for (hash, entry, verified) in parsed {
-            let index = hasher.size();
-            hasher.push(hash);
-            signatures += u64::from(verified);
-            replay.apply(index, entry, &mut findings);
-            for f in findings.drain(..) {
-                total += 1;
-                *counts.entry(f.code).or_default() += 1;
-                if listed.len() < options.max_findings {
-                    listed.push(f);
+        let group = read_group(source, first..last, size).and_then(|data| {
+            let entries = split_group(&data)?;
+            let keys = keys.read().map(|k| k.clone()).unwrap_or_default();
+            Ok(entries
+                .par_iter()
+                .map(|bytes| {
+                    let (entry, verified) = parse(bytes, &keys, options.verify_all_signatures);
+                    (leaf_hash(bytes), entry, verified)
+                })
+                .collect())
+        });
+        let failed = group.is_err();
+        if !send(group) || failed {
+            return;
+        }
+        first = last;
+    }
+}
+
+/// The in-order part of the audit: tree hash, replay, findings.
+struct Fold {
+    hasher: TreeHasher,
+    replay: Replay,
+    findings: Vec<Finding>,
+    listed: Vec<Finding>,
+    counts: BTreeMap<&'static str, u64>,
+    total: u64,
+    signatures: u64,
+    max_findings: usize,
+    keys_known: usize,
+}
+
+impl Fold {
+    fn new(options: AuditOptions) -> Fold {
+        Fold {
+            hasher: TreeHasher::new(),
+            replay: Replay::new(),
+            findings: Vec::new(),
+            listed: Vec::new(),
+            counts: BTreeMap::new(),
+            total: 0,
+            signatures: 0,
+            max_findings: options.max_findings,
+            keys_known: 0,
+        }
+    }
+
+    /// Folds one group in, and shares any new signer keys with the reader.
+    fn group(&mut self, group: Group, keys: &Keys) {
+        for (hash, entry, verified) in group {
+            let index = self.hasher.size();
+            self.hasher.push(hash);
+            self.signatures += u64::from(verified);
+            self.replay.apply(index, entry, &mut self.findings);
+            for f in self.findings.drain(..) {
+                self.total += 1;
+                *self.counts.entry(f.code).or_default() += 1;
+                if self.listed.len() < self.max_findings {
+                    self.listed.push(f);
                 }
             }
         }
-        progress(hasher.size());
-        first = last;
+        let known = self.replay.known_keys();
+        if known.len() != self.keys_known
+            && let Ok(mut shared) = keys.write()
+        {
+            *shared = known.clone();
+            self.keys_known = known.len();
+        }
     }
-    let root = hasher.root();
-    if hasher.size() != size || root != checkpoint.root {
-        return Err(AuditError::RootMismatch {
-            computed: root.to_base64(),
-            expected: checkpoint.root.to_base64(),
-        });
+
+    /// The report, once every entry hashed to the checkpoint's root.
+    fn finish(self, checkpoint: &Checkpoint, options: AuditOptions) -> Result<Report, AuditError> {
+        let root = self.hasher.root();
+        if self.hasher.size() != checkpoint.size || root != checkpoint.root {
+            return Err(AuditError::RootMismatch {
+                computed: root.to_base64(),
+                expected: checkpoint.root.to_base64(),
+            });
+        }
+        Ok(Report {
+            origin: checkpoint.origin.clone(),
+            size: checkpoint.size,
+            root: root.to_base64(),
+            signatures: if options.verify_all_signatures {
+                "all"
+            } else {
+                "governance"
+            },
+            signatures_verified: self.signatures,
+            entries: self.replay.counts().clone(),
+            finding_counts: self.counts,
+            findings_total: self.total,
+            findings: self.listed,
+        })
     }
-    Ok(Report {
-        origin: checkpoint.origin.clone(),
-        size,
-        root: root.to_base64(),
-        signatures: if options.verify_all_signatures {
-            "all"
-        } else {
-            "governance"
-        },
-        signatures_verified: signatures,
-        entries: replay.counts().clone(),
-        finding_counts: counts,
-        findings_total: total,
-        findings: listed,
-    })
 }
 
 /// Reads the bundles `range` of the tree of `size`, with the tree's widths.
@@ -245,7 +323,7 @@ fn split_group(data: &[(Tile, Vec<u8>)]) -> Result<Vec<&[u8]>, AuditError> {
 /// `all` is off. Answers whether the signature was verified.
 fn parse(
     bytes: &[u8],
-    keys: &std::collections::HashMap<String, VerifierKey>,
+    keys: &HashMap<String, VerifierKey>,
     all: bool,
 ) -> (Result<Parsed, EntryError>, bool) {
     if !all && let Some(parsed) = bulk_inference(bytes, keys) {
@@ -286,10 +364,7 @@ struct BulkInference<'a> {
 /// both at admission; the tree proves this is the entry it admitted). Only
 /// for an inference by a signer of a policy seen so far; anything else
 /// (`None`) takes the full path, which also reports what is wrong with it.
-fn bulk_inference(
-    bytes: &[u8],
-    keys: &std::collections::HashMap<String, VerifierKey>,
-) -> Option<Parsed> {
+fn bulk_inference(bytes: &[u8], keys: &HashMap<String, VerifierKey>) -> Option<Parsed> {
     let raw: BulkInference<'_> = serde_json::from_slice(bytes).ok()?;
     if raw.kind != Kind::Inference.as_str() || raw.v != 1 || raw.body.validate().is_err() {
         return None;

@@ -115,7 +115,7 @@ impl AuditArgs {
 fn open_source(
     log: &str,
     checkpoint: Option<&Path>,
-) -> anyhow::Result<(Box<dyn BundleSource>, Vec<u8>)> {
+) -> anyhow::Result<(Box<dyn BundleSource + Send>, Vec<u8>)> {
     let given = checkpoint.map(read_input).transpose()?;
     if log.starts_with("http://") || log.starts_with("https://") {
         return http_source(log, given);
@@ -143,7 +143,7 @@ fn open_source(
 fn http_source(
     log: &str,
     given: Option<Vec<u8>>,
-) -> anyhow::Result<(Box<dyn BundleSource>, Vec<u8>)> {
+) -> anyhow::Result<(Box<dyn BundleSource + Send>, Vec<u8>)> {
     let client = super::client::LogClient::new(log)?;
     let note = match given {
         Some(note) => note,
@@ -156,7 +156,7 @@ fn http_source(
 fn http_source(
     _log: &str,
     _given: Option<Vec<u8>>,
-) -> anyhow::Result<(Box<dyn BundleSource>, Vec<u8>)> {
+) -> anyhow::Result<(Box<dyn BundleSource + Send>, Vec<u8>)> {
     Err(anyhow::anyhow!(
         "reading a log over HTTP needs modeltrail built with the server feature; audit a local tiles directory instead"
     ))
