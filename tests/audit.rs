@@ -199,60 +199,44 @@ impl Log {
         let start = now_ms() - 600_000;
         let policy_id = self.post(Kind::Policy, a.policy(), &a.admin);
         let card_id = self.post(Kind::ModelCard, card(MODEL), &a.registry);
-        let (v1, v2) = (self.v1.clone(), self.v2.clone());
+        let (v1, v2) = (&self.v1, &self.v2);
+        let served = [start + 60_000, start + 180_000, start + 300_000];
         self.post(
             Kind::ModelVersion,
-            version(MODEL, &v1, &card_id),
+            version(MODEL, v1, &card_id),
             &a.registry,
         );
-        self.approve_by_both(&v1, &policy_id);
-        self.post(
-            Kind::Transition,
-            transition(MODEL, None, &v1, start, "first release"),
-            &a.approver1,
-        );
-        self.after_v1 = self.http.get("/checkpoint").body;
-        self.served[0] = start + 60_000;
-        self.post(
-            Kind::Inference,
-            inference(MODEL, &v1, "req-1", self.served[0]),
-            &a.serving,
-        );
+        self.approve_by_both(v1, &policy_id);
+        self.activate(None, v1, start, "first release", &a.approver1);
+        let after_v1 = self.http.get("/checkpoint").body;
+        self.serve(v1, "req-1", served[0]);
         self.post(
             Kind::ModelVersion,
-            version(MODEL, &v2, &card_id),
+            version(MODEL, v2, &card_id),
             &a.registry,
         );
-        self.approve_by_both(&v2, &policy_id);
-        self.post(
-            Kind::Transition,
-            transition(MODEL, Some(&v1), &v2, start + 120_000, "better recall"),
-            &a.approver2,
-        );
-        self.served[1] = start + 180_000;
-        self.post(
-            Kind::Inference,
-            inference(MODEL, &v2, "req 2", self.served[1]),
-            &a.serving,
-        );
-        self.post(
-            Kind::Transition,
-            transition(
-                MODEL,
-                Some(&v2),
-                &v1,
-                start + 240_000,
-                "v2 drifted on new data",
-            ),
-            &a.approver1,
-        );
-        self.served[2] = start + 300_000;
-        self.post(
-            Kind::Inference,
-            inference(MODEL, &v1, "req-3", self.served[2]),
-            &a.serving,
-        );
+        self.approve_by_both(v2, &policy_id);
+        self.activate(Some(v1), v2, start + 120_000, "better recall", &a.approver2);
+        self.serve(v2, "req 2", served[1]);
+        let reason = "v2 drifted on new data";
+        self.activate(Some(v2), v1, start + 240_000, reason, &a.approver1);
+        self.serve(v1, "req-3", served[2]);
+        self.after_v1 = after_v1;
+        self.served = served;
         self.policy_id = policy_id;
+    }
+
+    fn activate(&self, from: Option<&str>, to: &str, at: u64, reason: &str, who: &SignerKey) {
+        self.post(
+            Kind::Transition,
+            transition(MODEL, from, to, at, reason),
+            who,
+        );
+    }
+
+    fn serve(&self, version: &str, rid: &str, at: u64) {
+        let body = inference(MODEL, version, rid, at);
+        self.post(Kind::Inference, body, &self.actors.serving);
     }
 
     /// The auditor's tlog-policy file: the log's key, `quorum none`.
@@ -533,18 +517,7 @@ fn evidence_answers_each_question_and_every_tamper_fails_with_its_reason() {
     );
 
     // Witnesses: a policy with a quorum of one witness.
-    let witness =
-        SignerKey::from_seed("witness.audit.test", KeyType::CosignatureV1, &[21; 32]).unwrap();
-    let quorum = dir.join("quorum.policy");
-    std::fs::write(
-        &quorum,
-        format!(
-            "log {}\nwitness w {}\nquorum w\n",
-            log.log_key.verifier(),
-            witness.verifier()
-        ),
-    )
-    .unwrap();
+    let (witness, quorum) = quorum_policy(dir, &log.log_key);
     // Unmet quorum: the log-signed checkpoint alone.
     refused(dir, &r1, &quorum, "witness quorum not met: 0 of 1");
     // Cosigned: verifies.
@@ -665,20 +638,25 @@ fn audit_reports_a_clean_log_clean_and_finds_every_break() {
     );
 
     // A checkpoint that does not meet the policy is refused before reading.
-    let witness = SignerKey::from_seed("w.audit.test", KeyType::CosignatureV1, &[3; 32]).unwrap();
-    let quorum = log.dir.join("quorum.policy");
-    std::fs::write(
-        &quorum,
-        format!(
-            "log {}\nwitness w {}\nquorum w\n",
-            log.log_key.verifier(),
-            witness.verifier()
-        ),
-    )
-    .unwrap();
+    let (_, quorum) = quorum_policy(&log.dir, &log.log_key);
     let out = log.cli(&["audit", "--log", data, "--policy", quorum.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("witness quorum not met"));
+}
+
+/// A witness key and a tlog-policy file in `dir` requiring its cosignature
+/// on checkpoints of `log`.
+fn quorum_policy(dir: &Path, log: &SignerKey) -> (SignerKey, PathBuf) {
+    let witness =
+        SignerKey::from_seed("witness.audit.test", KeyType::CosignatureV1, &[21; 32]).unwrap();
+    let file = dir.join("quorum.policy");
+    let text = format!(
+        "log {}\nwitness w {}\nquorum w\n",
+        log.verifier(),
+        witness.verifier()
+    );
+    std::fs::write(&file, text).unwrap();
+    (witness, file)
 }
 
 /// (index, code) of every finding of a JSON report.
@@ -696,129 +674,167 @@ fn findings(report: &Value) -> Vec<(u64, String)> {
         .collect()
 }
 
-#[test]
-fn audit_finds_each_break_the_log_would_have_refused() {
-    // A tiles directory written with the core, holding what the log refuses.
-    let dir = scratch("crafted");
-    let tiles = dir.join("tiles");
-    let log_key = key("crafted.audit.test/log", 1);
-    let a = Actors::new(key("admin.audit.test", 2));
-    let sign = |kind, body, k: &SignerKey| SignedEntry::sign(kind, body, k).unwrap().into_bytes();
-    let mut entries: Vec<Vec<u8>> = Vec::new();
-    let mut add = |bytes: Vec<u8>| {
+/// A tiles directory written with the core's `TreeWriter`, holding
+/// whatever entries a test puts in it — including ones the log would refuse.
+struct Crafted {
+    dir: PathBuf,
+    tiles: PathBuf,
+    log_key: SignerKey,
+    entries: Vec<Vec<u8>>,
+}
+
+impl Crafted {
+    fn new(name: &str) -> Crafted {
+        let dir = scratch(name);
+        Crafted {
+            tiles: dir.join("tiles"),
+            log_key: key(&format!("{name}.audit.test/log"), 1),
+            entries: Vec::new(),
+            dir,
+        }
+    }
+
+    /// Appends an entry; its index and artefact ID.
+    fn add(&mut self, bytes: Vec<u8>) -> (u64, String) {
         let id = modeltrail::entry::ArtefactId::of(&bytes).to_string();
-        entries.push(bytes);
-        (entries.len() - 1, id)
-    };
-    let (_, policy) = add(sign(Kind::Policy, a.policy(), &a.admin));
-    let (_, card_id) = add(sign(Kind::ModelCard, card(MODEL), &a.registry));
-    let (v1, v2, v3) = (hash_of("w1"), hash_of("w2"), hash_of("w3"));
-    add(sign(
-        Kind::ModelVersion,
-        version(MODEL, &v1, &card_id),
-        &a.registry,
-    ));
-    // 3: a version whose card is not logged.
-    let (no_card, _) = add(sign(
-        Kind::ModelVersion,
-        version(MODEL, &v2, &hash_of("no card")),
-        &a.registry,
-    ));
-    // 4: an approval by a registry key (not an approver).
-    let (not_approver, _) = add(sign(
-        Kind::Approval,
-        approval(&v1, &policy, &CRITERIA),
-        &a.registry,
-    ));
-    // 5: an approval missing a criterion.
-    let (incomplete, _) = add(sign(
-        Kind::Approval,
-        approval(&v1, &policy, &CRITERIA[..1]),
-        &a.approver1,
-    ));
-    // 6: one valid approval; 7: activation with 1 of 2 approvals.
-    add(sign(
-        Kind::Approval,
-        approval(&v1, &policy, &CRITERIA),
-        &a.approver2,
-    ));
-    let t0 = now_ms() - 100_000;
-    let (unapproved, _) = add(sign(
-        Kind::Transition,
-        transition(MODEL, None, &v1, t0, "rushed"),
-        &a.approver1,
-    ));
-    // 8: a transition with a wrong from.
-    let (stale, _) = add(sign(
-        Kind::Transition,
-        transition(MODEL, Some(&v3), &v1, t0 + 1, "stale"),
-        &a.approver1,
-    ));
-    // 9: a signer outside the roster.
-    let (outsider, _) = add(sign(
-        Kind::Inference,
-        inference(MODEL, &v1, "r-out", t0 + 2),
-        &a.outsider,
-    ));
-    // 10: an inference on the unapproved, never activated v2.
-    let (inactive, _) = add(sign(
-        Kind::Inference,
-        inference(MODEL, &v2, "r-v2", t0 + 3),
-        &a.serving,
-    ));
-    // 11: a bad signature (the body changed after signing).
-    let mut forged: Value = serde_json::from_slice(&sign(
-        Kind::Inference,
-        inference(MODEL, &v1, "r-ok", t0 + 4),
-        &a.serving,
-    ))
-    .unwrap();
-    forged["body"]["request_id"] = json!("r-forged");
-    let (bad_sig, _) = add(modeltrail::entry::canonical::to_canonical(&forged));
-    // 12: a policy signed by the outsider (ignored: the roster stays).
-    let (forged_policy, _) = add(sign(
-        Kind::Policy,
-        Actors::new(key("mallory-admin", 15)).policy(),
-        &a.outsider,
-    ));
-    // 13: a clean inference on v1.
-    add(sign(
-        Kind::Inference,
-        inference(MODEL, &v1, "r-fine", t0 + 5),
-        &a.serving,
-    ));
+        self.entries.push(bytes);
+        (self.entries.len() as u64 - 1, id)
+    }
 
-    let store = FsTileStore::new(&tiles).unwrap();
-    let mut writer = TreeWriter::open(store, 0, empty_tree_hash()).unwrap();
-    let (size, root) = writer.append(&entries).unwrap();
-    let checkpoint = Checkpoint {
-        origin: log_key.name().to_owned(),
-        size,
-        root,
-        extensions: vec![],
-    };
-    let note = checkpoint.sign(&log_key).unwrap().to_bytes();
-    writer.store().replace_checkpoint(&note).unwrap();
-    let policy_file = dir.join("crafted.policy");
-    std::fs::write(
-        &policy_file,
-        format!("log {}\nquorum none\n", log_key.verifier()),
-    )
-    .unwrap();
+    /// Signs and appends an entry; its index and artefact ID.
+    fn sign(&mut self, kind: Kind, body: Value, key: &SignerKey) -> (u64, String) {
+        self.add(SignedEntry::sign(kind, body, key).unwrap().into_bytes())
+    }
 
-    let run = |args: &[&str]| {
+    /// Writes the entries, checkpointing after each of `cuts` (entry
+    /// counts) and at the end; the tiles keep the last checkpoint, the
+    /// earlier ones are returned as signed notes.
+    fn write(&self, cuts: &[usize]) -> Vec<Vec<u8>> {
+        let store = FsTileStore::new(&self.tiles).unwrap();
+        let mut writer = TreeWriter::open(store, 0, empty_tree_hash()).unwrap();
+        let mut notes = Vec::new();
+        let mut done = 0;
+        for &cut in cuts.iter().chain([&self.entries.len()]) {
+            let (size, root) = writer.append(&self.entries[done..cut]).unwrap();
+            let cp = Checkpoint {
+                origin: self.log_key.name().to_owned(),
+                size,
+                root,
+                extensions: vec![],
+            };
+            notes.push(cp.sign(&self.log_key).unwrap().to_bytes());
+            done = cut;
+        }
+        writer
+            .store()
+            .replace_checkpoint(notes.last().unwrap())
+            .unwrap();
+        notes
+    }
+
+    /// `modeltrail audit --log <tiles> --policy <the log's key, quorum none>`.
+    fn audit(&self, args: &[&str]) -> Output {
+        let policy = self.dir.join("log.policy");
+        let text = format!("log {}\nquorum none\n", self.log_key.verifier());
+        std::fs::write(&policy, text).unwrap();
         Command::new(BIN)
-            .args([
-                "audit",
-                "--log",
-                tiles.to_str().unwrap(),
-                "--policy",
-                policy_file.to_str().unwrap(),
-            ])
+            .arg("audit")
+            .arg("--log")
+            .arg(&self.tiles)
+            .arg("--policy")
+            .arg(&policy)
             .args(args)
             .output()
             .unwrap()
-    };
+    }
+}
+
+#[test]
+fn audit_finds_each_break_the_log_would_have_refused() {
+    // A tiles directory written with the core, holding what the log refuses.
+    let mut c = Crafted::new("crafted");
+    let a = Actors::new(key("admin.audit.test", 2));
+    let (_, policy) = c.sign(Kind::Policy, a.policy(), &a.admin);
+    let (_, card_id) = c.sign(Kind::ModelCard, card(MODEL), &a.registry);
+    let (v1, v2, v3) = (hash_of("w1"), hash_of("w2"), hash_of("w3"));
+    c.sign(
+        Kind::ModelVersion,
+        version(MODEL, &v1, &card_id),
+        &a.registry,
+    );
+    // 3: a version whose card is not logged.
+    let (no_card, _) = c.sign(
+        Kind::ModelVersion,
+        version(MODEL, &v2, &hash_of("no card")),
+        &a.registry,
+    );
+    // 4: an approval by a registry key (not an approver).
+    let (not_approver, _) = c.sign(
+        Kind::Approval,
+        approval(&v1, &policy, &CRITERIA),
+        &a.registry,
+    );
+    // 5: an approval missing a criterion.
+    let (incomplete, _) = c.sign(
+        Kind::Approval,
+        approval(&v1, &policy, &CRITERIA[..1]),
+        &a.approver1,
+    );
+    // 6: one valid approval; 7: activation with 1 of 2 approvals.
+    c.sign(
+        Kind::Approval,
+        approval(&v1, &policy, &CRITERIA),
+        &a.approver2,
+    );
+    let t0 = now_ms() - 100_000;
+    let (unapproved, _) = c.sign(
+        Kind::Transition,
+        transition(MODEL, None, &v1, t0, "rushed"),
+        &a.approver1,
+    );
+    // 8: a transition with a wrong from.
+    let (stale, _) = c.sign(
+        Kind::Transition,
+        transition(MODEL, Some(&v3), &v1, t0 + 1, "stale"),
+        &a.approver1,
+    );
+    // 9: a signer outside the roster.
+    let (outsider, _) = c.sign(
+        Kind::Inference,
+        inference(MODEL, &v1, "r-out", t0 + 2),
+        &a.outsider,
+    );
+    // 10: an inference on the unapproved, never activated v2.
+    let (inactive, _) = c.sign(
+        Kind::Inference,
+        inference(MODEL, &v2, "r-v2", t0 + 3),
+        &a.serving,
+    );
+    // 11: a bad signature (the body changed after signing).
+    let signed = SignedEntry::sign(
+        Kind::Inference,
+        inference(MODEL, &v1, "r-ok", t0 + 4),
+        &a.serving,
+    );
+    let mut forged: Value = serde_json::from_slice(signed.unwrap().bytes()).unwrap();
+    forged["body"]["request_id"] = json!("r-forged");
+    let (bad_sig, _) = c.add(modeltrail::entry::canonical::to_canonical(&forged));
+    // 12: a policy signed by the outsider (ignored: the roster stays).
+    let (forged_policy, _) = c.sign(
+        Kind::Policy,
+        Actors::new(key("mallory-admin", 15)).policy(),
+        &a.outsider,
+    );
+    // 13: a clean inference on v1.
+    c.sign(
+        Kind::Inference,
+        inference(MODEL, &v1, "r-fine", t0 + 5),
+        &a.serving,
+    );
+
+    c.write(&[]);
+    let size = c.entries.len();
+    let run = |args: &[&str]| c.audit(args);
     let out = run(&["--json"]);
     assert_eq!(
         out.status.code(),
@@ -828,16 +844,16 @@ fn audit_finds_each_break_the_log_would_have_refused() {
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let want: Vec<(u64, &str)> = vec![
-        (no_card as u64, "unknown_card"),
-        (not_approver as u64, "signer_not_authorised"),
-        (incomplete as u64, "criteria_incomplete"),
-        (unapproved as u64, "insufficient_approvals"),
-        (stale as u64, "stale_transition"),
-        (stale as u64, "insufficient_approvals"),
-        (outsider as u64, "unknown_signer"),
-        (inactive as u64, "inactive_version"),
-        (bad_sig as u64, "bad_signature"),
-        (forged_policy as u64, "unknown_signer"),
+        (no_card, "unknown_card"),
+        (not_approver, "signer_not_authorised"),
+        (incomplete, "criteria_incomplete"),
+        (unapproved, "insufficient_approvals"),
+        (stale, "stale_transition"),
+        (stale, "insufficient_approvals"),
+        (outsider, "unknown_signer"),
+        (inactive, "inactive_version"),
+        (bad_sig, "bad_signature"),
+        (forged_policy, "unknown_signer"),
     ];
     let want: Vec<(u64, String)> = want.into_iter().map(|(i, c)| (i, c.to_owned())).collect();
     assert_eq!(findings(&report), want, "{report}");
@@ -847,7 +863,7 @@ fn audit_finds_each_break_the_log_would_have_refused() {
     let fast: Value = serde_json::from_slice(&out.stdout).unwrap();
     let without_sig: Vec<(u64, String)> = want
         .iter()
-        .filter(|(i, _)| *i != bad_sig as u64)
+        .filter(|(i, _)| *i != bad_sig)
         .cloned()
         .collect();
     assert_eq!(findings(&fast), without_sig, "{fast}");
@@ -871,7 +887,7 @@ fn audit_finds_each_break_the_log_would_have_refused() {
     assert_eq!(report["findings_total"], json!(10));
 
     // An altered entry bundle: the tree no longer hashes to the checkpoint.
-    let bundle = tiles.join("tile/entries/000.p").join(size.to_string());
+    let bundle = c.tiles.join("tile/entries/000.p").join(size.to_string());
     let mut data = std::fs::read(&bundle).unwrap();
     let at = data.len() - 10;
     data[at] ^= 0x20;
@@ -995,86 +1011,37 @@ fn review_lists_the_changes_across_a_rollback_and_saves_the_checkpoint() {
 fn audit_streams_many_bundles_and_reads_a_deleted_partial_bundle_from_its_full_one() {
     // More than one group of 64 bundles, appended in two batches so that
     // the first checkpoint's partial bundle is later full.
-    let dir = scratch("streaming");
-    let tiles = dir.join("tiles");
-    let log_key = key("streaming.audit.test/log", 1);
+    let mut c = Crafted::new("streaming");
     let a = Actors::new(key("admin.audit.test", 2));
-    let sign = |kind, body, k: &SignerKey| SignedEntry::sign(kind, body, k).unwrap().into_bytes();
-    let policy = sign(Kind::Policy, a.policy(), &a.admin);
-    let policy_id = modeltrail::entry::ArtefactId::of(&policy).to_string();
-    let card_bytes = sign(Kind::ModelCard, card(MODEL), &a.registry);
-    let card_id = modeltrail::entry::ArtefactId::of(&card_bytes).to_string();
+    let (_, policy) = c.sign(Kind::Policy, a.policy(), &a.admin);
+    let (_, card_id) = c.sign(Kind::ModelCard, card(MODEL), &a.registry);
     let v1 = hash_of("w1");
     let t0 = now_ms() - 1_000_000;
-    let mut entries = vec![
-        policy,
-        card_bytes,
-        sign(
-            Kind::ModelVersion,
-            version(MODEL, &v1, &card_id),
-            &a.registry,
-        ),
-        sign(
-            Kind::Approval,
-            approval(&v1, &policy_id, &CRITERIA),
-            &a.approver1,
-        ),
-        sign(
-            Kind::Approval,
-            approval(&v1, &policy_id, &CRITERIA),
-            &a.approver2,
-        ),
-        sign(
-            Kind::Transition,
-            transition(MODEL, None, &v1, t0, "go"),
-            &a.approver1,
-        ),
-    ];
-    let total = 64 * 256 + 300;
-    while entries.len() < total {
-        let i = entries.len() as u64;
-        let body = inference(MODEL, &v1, &format!("r{i}"), t0 + i);
-        entries.push(sign(Kind::Inference, body, &a.serving));
+    c.sign(
+        Kind::ModelVersion,
+        version(MODEL, &v1, &card_id),
+        &a.registry,
+    );
+    for approver in [&a.approver1, &a.approver2] {
+        c.sign(Kind::Approval, approval(&v1, &policy, &CRITERIA), approver);
     }
-    let store = FsTileStore::new(&tiles).unwrap();
-    let mut writer = TreeWriter::open(store, 0, empty_tree_hash()).unwrap();
-    let signed = |size, root| {
-        let cp = Checkpoint {
-            origin: log_key.name().to_owned(),
-            size,
-            root,
-            extensions: vec![],
-        };
-        cp.sign(&log_key).unwrap().to_bytes()
-    };
-    let (first_size, first_root) = writer.append(&entries[..300]).unwrap();
-    let first = dir.join("first.checkpoint");
-    std::fs::write(&first, signed(first_size, first_root)).unwrap();
-    let (size, root) = writer.append(&entries[300..]).unwrap();
-    writer
-        .store()
-        .replace_checkpoint(&signed(size, root))
-        .unwrap();
-    let policy_file = dir.join("streaming.policy");
-    std::fs::write(
-        &policy_file,
-        format!("log {}\nquorum none\n", log_key.verifier()),
-    )
-    .unwrap();
+    c.sign(
+        Kind::Transition,
+        transition(MODEL, None, &v1, t0, "go"),
+        &a.approver1,
+    );
+    let total = 64 * 256 + 300;
+    while c.entries.len() < total {
+        let i = c.entries.len() as u64;
+        let body = inference(MODEL, &v1, &format!("r{i}"), t0 + i);
+        c.sign(Kind::Inference, body, &a.serving);
+    }
+    let notes = c.write(&[300]);
+    let first = c.dir.join("first.checkpoint");
+    std::fs::write(&first, &notes[0]).unwrap();
 
     let audit = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .args([
-                "audit",
-                "--log",
-                tiles.to_str().unwrap(),
-                "--policy",
-                policy_file.to_str().unwrap(),
-                "--json",
-            ])
-            .args(args)
-            .output()
-            .unwrap();
+        let out = c.audit(&[&["--json"], args].concat());
         assert!(
             out.status.success(),
             "{}",
@@ -1090,7 +1057,7 @@ fn audit_streams_many_bundles_and_reads_a_deleted_partial_bundle_from_its_full_o
     }
     // The first checkpoint's partial bundle (entries 256..300) is gone;
     // the audit reads it as the prefix of the full bundle.
-    std::fs::remove_file(tiles.join("tile/entries/001.p/44")).unwrap();
+    std::fs::remove_file(c.tiles.join("tile/entries/001.p/44")).unwrap();
     let report = audit(&["--checkpoint", first.to_str().unwrap()]);
     assert_eq!(report["size"], json!(300), "{report}");
     assert_eq!(report["findings_total"], json!(0), "{report}");
