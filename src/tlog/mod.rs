@@ -8,6 +8,7 @@
 
 pub mod add_checkpoint;
 pub mod checkpoint;
+pub mod compact;
 pub mod cosignature;
 pub mod hash;
 pub mod note;

@@ -17,6 +17,21 @@ use std::time::{Duration, Instant};
 use modeltrail::tlog::note::{SignerKey, VerifierKey};
 use serde_json::Value;
 
+/// The clock, in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// `ms` as an entry timestamp (RFC 3339 UTC with milliseconds).
+pub fn ts(ms: u64) -> String {
+    modeltrail::entry::Timestamp::from_unix_millis(ms)
+        .unwrap()
+        .to_string()
+}
+
 /// The `modeltrail` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_modeltrail");
 
