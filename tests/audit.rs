@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{BIN, Client, Server, now_ms, scratch, ts};
+use common::{BIN, Client, Server, Witness, now_ms, scratch, ts};
 
 const MODEL: &str = "credit-scorer";
 
@@ -157,6 +157,29 @@ impl Log {
         let data = dir.join("data");
         common::init(&data, &["--origin", &format!("audit.example.test/{name}")]);
         let server = Server::start(&data);
+        Log::with_server(dir, data, server)
+    }
+
+    /// A log whose `/checkpoint` needs the cosignatures of every one of
+    /// `count` real witnesses (started here; returned to keep them running).
+    fn witnessed(name: &str, count: usize) -> (Log, Vec<Witness>) {
+        let dir = scratch(name);
+        let data = dir.join("data");
+        let out = common::init(&data, &["--origin", &format!("audit.example.test/{name}")]);
+        let log_vkey = common::init_vkey(&out, "log vkey:");
+        let mut witnesses: Vec<Witness> = (1..=count)
+            .map(|i| Witness::init(&dir, &format!("w{i}"), &log_vkey))
+            .collect();
+        witnesses.iter_mut().for_each(Witness::start);
+        let refs: Vec<&Witness> = witnesses.iter().collect();
+        let policy = dir.join("witnesses.policy");
+        std::fs::write(&policy, common::witness_policy(&log_vkey, &refs, count)).unwrap();
+        let server = Server::start_with(&data, &["--witness-policy", policy.to_str().unwrap()]);
+        (Log::with_server(dir, data, server), witnesses)
+    }
+
+    /// Builds the chain on a started log.
+    fn with_server(dir: PathBuf, data: PathBuf, server: Server) -> Log {
         let http = Client::new(&server.base);
         let actors = Actors::new(common::read_key(&data.join("keys/admin.key")));
         let log_key = common::read_key(&data.join("keys/log.key"));
@@ -1061,4 +1084,76 @@ fn audit_streams_many_bundles_and_reads_a_deleted_partial_bundle_from_its_full_o
     let report = audit(&["--checkpoint", first.to_str().unwrap()]);
     assert_eq!(report["size"], json!(300), "{report}");
     assert_eq!(report["findings_total"], json!(0), "{report}");
+}
+
+/// The round trip through real processes: a log whose checkpoints two
+/// witnesses cosign; evidence taken from it verifies under the auditor's
+/// 2-of-2 policy, names both witnesses' checkpoint, and fails under a policy
+/// the cosignatures do not meet.
+#[test]
+fn evidence_from_a_witnessed_log_verifies_under_the_witness_quorum() {
+    let (log, witnesses) = Log::witnessed("witnessed", 2);
+    let dir = &log.dir;
+    // The chain is logged; wait for the quorum to cosign all of it.
+    let size = log.http.get_json("/healthz")["size"].as_u64().unwrap();
+    let log_vkey = log.log_key.verifier();
+    let refs: Vec<&Witness> = witnesses.iter().collect();
+    let two_of_two = common::witness_policy(&log_vkey, &refs, 2);
+    let quorum = Policy::parse(two_of_two.as_bytes()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = log.http.get("/checkpoint");
+        if r.status == 200 && quorum.verify_checkpoint(&r.body).unwrap().size == size {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not witnessed: {}",
+            r.text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let policy = dir.join("auditor.policy");
+    std::fs::write(&policy, &two_of_two).unwrap();
+
+    let r3 = log.evidence("r3.evidence", &["--request-id", "req-3"]);
+    let out = ok(&verify_cli(dir, &r3, &policy));
+    assert!(out.contains(&format!("version {}", log.v1)), "{out}");
+    // The one checkpoint carries both cosignatures.
+    let evidence = Evidence::parse(&r3).unwrap();
+    let signed = Checkpoint::open(
+        &evidence.checkpoint,
+        &log_vkey,
+        &[witnesses[0].vkey.clone(), witnesses[1].vkey.clone()],
+    )
+    .unwrap();
+    assert_eq!(signed.checkpoint.size, size);
+    assert_eq!(signed.verified.len(), 3, "log + two witnesses");
+
+    // A policy demanding a third witness that never cosigned is not met.
+    let third = SignerKey::generate("w3.audit.test", KeyType::CosignatureV1).unwrap();
+    let three = format!(
+        "log {log_vkey}\nwitness w1 {}\nwitness w2 {}\nwitness w3 {}\ngroup q 3 w1 w2 w3\nquorum q\n",
+        witnesses[0].vkey,
+        witnesses[1].vkey,
+        third.verifier()
+    );
+    let unmet = dir.join("three.policy");
+    std::fs::write(&unmet, three).unwrap();
+    refused(dir, &r3, &unmet, "quorum");
+    // Stripping one witness's cosignature breaks the 2-of-2 quorum.
+    let mut note = Note::parse(&evidence.checkpoint).unwrap();
+    let kept: Vec<_> = note
+        .signatures()
+        .iter()
+        .filter(|s| !witnesses[1].vkey.matches(s))
+        .cloned()
+        .collect();
+    note = Note::new(note.text(), kept).unwrap();
+    refused(
+        dir,
+        &with_checkpoint(&r3, &note.to_bytes()),
+        &policy,
+        "quorum",
+    );
 }

@@ -6,159 +6,16 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Client, Server, scratch};
+use common::{Client, Server, Witness, scratch};
 use modeltrail::entry::{Kind, PolicyBody, SignedEntry};
 use modeltrail::tlog::checkpoint::Checkpoint;
-use modeltrail::tlog::note::{KeyType, Note, SignerKey, VerifierKey};
+use modeltrail::tlog::note::{KeyType, Note, SignerKey};
 use modeltrail::tlog::policy::{Policy, PolicyError};
 use serde_json::json;
-
-/// The `modeltrail-witness` binary, built on first use (it belongs to the
-/// other workspace package, so Cargo does not build it for this test).
-fn witness_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let profile_dir = std::env::current_exe()
-            .unwrap()
-            .parent() // deps/
-            .and_then(Path::parent)
-            .expect("the test binary lives in <target>/<profile>/deps")
-            .to_path_buf();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args([
-            "build",
-            "-p",
-            "modeltrail-witness",
-            "--bin",
-            "modeltrail-witness",
-        ]);
-        if profile_dir.ends_with("release") {
-            build.arg("--release");
-        }
-        let status = build
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building modeltrail-witness failed");
-        let bin = profile_dir.join("modeltrail-witness");
-        assert!(bin.exists(), "{} is missing", bin.display());
-        bin
-    })
-}
-
-/// A port nothing listens on right now, so a witness can be restarted at the
-/// same URL.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A `modeltrail-witness` data directory and, while running, its process.
-struct Witness {
-    name: String,
-    data: PathBuf,
-    port: u16,
-    vkey: VerifierKey,
-    child: Option<Child>,
-}
-
-impl Witness {
-    /// `modeltrail-witness init` and `add-log` for the log.
-    fn init(dir: &Path, name: &str, log_vkey: &VerifierKey) -> Witness {
-        let data = dir.join(name);
-        let out = common::run_ok(
-            Command::new(witness_bin())
-                .args(["init", "--name", name, "--data"])
-                .arg(&data),
-        );
-        let vkey = out
-            .split_whitespace()
-            .find_map(|t| VerifierKey::parse(t).ok())
-            .unwrap_or_else(|| panic!("no vkey in the output of init: {out:?}"));
-        assert_eq!(vkey.key_type(), KeyType::CosignatureV1);
-        common::run_ok(
-            Command::new(witness_bin())
-                .args(["add-log", "--data"])
-                .arg(&data)
-                .args(["--origin", log_vkey.name(), "--key"])
-                .arg(log_vkey.to_string()),
-        );
-        Witness {
-            name: name.to_owned(),
-            data,
-            port: free_port(),
-            vkey,
-            child: None,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts `serve` and waits until it accepts connections.
-    fn start(&mut self) {
-        let child = Command::new(witness_bin())
-            .args(["serve", "--data"])
-            .arg(&self.data)
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn modeltrail-witness serve");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "witness {} did not start",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGKILL.
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for Witness {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-/// The tlog-policy: the log, both witnesses with their URLs, and a group of
-/// `threshold` of them as the quorum.
-fn policy_text(log: &VerifierKey, witnesses: &[&Witness], threshold: usize) -> String {
-    let mut text = format!("log {log}\n");
-    let mut names = Vec::new();
-    for w in witnesses {
-        text.push_str(&format!("witness {} {} {}\n", w.name, w.vkey, w.url()));
-        names.push(w.name.as_str());
-    }
-    text.push_str(&format!(
-        "group q {threshold} {}\nquorum q\n",
-        names.join(" ")
-    ));
-    text
-}
 
 /// The admin's policy update enrolling nothing new but one more criterion:
 /// a distinct valid entry per `n`.
@@ -264,10 +121,15 @@ fn quorum_of_two_witnesses_gates_the_served_checkpoint() {
     let mut w2 = Witness::init(&dir, "w2", &log_vkey);
     w1.start();
     w2.start();
-    let both = Policy::parse(policy_text(&log_vkey, &[&w1, &w2], 2).as_bytes()).unwrap();
-    let either = Policy::parse(policy_text(&log_vkey, &[&w1, &w2], 1).as_bytes()).unwrap();
+    let both = Policy::parse(common::witness_policy(&log_vkey, &[&w1, &w2], 2).as_bytes()).unwrap();
+    let either =
+        Policy::parse(common::witness_policy(&log_vkey, &[&w1, &w2], 1).as_bytes()).unwrap();
     let policy_file = dir.join("witnesses.policy");
-    std::fs::write(&policy_file, policy_text(&log_vkey, &[&w1, &w2], 2)).unwrap();
+    std::fs::write(
+        &policy_file,
+        common::witness_policy(&log_vkey, &[&w1, &w2], 2),
+    )
+    .unwrap();
     let policy_arg = policy_file.to_str().unwrap();
 
     // 2-of-2, both up: the served checkpoint carries both cosignatures.
@@ -322,7 +184,11 @@ fn quorum_of_two_witnesses_gates_the_served_checkpoint() {
     assert!(server.terminate().success());
 
     // The same log under 1-of-2 publishes with w1 alone.
-    std::fs::write(&policy_file, policy_text(&log_vkey, &[&w1, &w2], 1)).unwrap();
+    std::fs::write(
+        &policy_file,
+        common::witness_policy(&log_vkey, &[&w1, &w2], 1),
+    )
+    .unwrap();
     let mut server = Server::start_with(&log_dir, &["--witness-policy", policy_arg]);
     let client = server.client();
     let size = append(&client, &admin, 8, 2);
@@ -371,7 +237,7 @@ fn without_a_quorum_yet_the_checkpoint_is_not_served() {
     // A witness that is registered but never started.
     let w1 = Witness::init(&dir, "w1", &log_vkey);
     let policy_file = dir.join("witnesses.policy");
-    std::fs::write(&policy_file, policy_text(&log_vkey, &[&w1], 1)).unwrap();
+    std::fs::write(&policy_file, common::witness_policy(&log_vkey, &[&w1], 1)).unwrap();
     let server = Server::start_with(
         &log_dir,
         &["--witness-policy", policy_file.to_str().unwrap()],
