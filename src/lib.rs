@@ -7,10 +7,12 @@
 //! refuse a rewritten history.
 //!
 //! [`tlog`] is the pure core: Merkle math, proofs and the C2SP formats;
-//! [`entry`] the signed governance entries. Both have no I/O runtime and
-//! build with `--no-default-features`. The log server (`store`, `log`,
+//! [`entry`] the signed governance entries; [`audit`] evidence files, their
+//! offline verification, the chain replay and the committee review. They
+//! have no I/O runtime and build with `--no-default-features`. The log server (`store`, `log`,
 //! `server`) needs the `server` feature.
 
+pub mod audit;
 pub mod entry;
 pub mod tlog;
 

@@ -27,20 +27,9 @@ use serde_json::{Map, Value, json};
 
 mod common;
 
-use common::{BIN, Client, Reply, Server, scratch};
+use common::{BIN, Client, Reply, Server, now_ms, scratch, ts};
 
 const MODEL: &str = "fraud-detector";
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
-fn ts(ms: u64) -> String {
-    Timestamp::from_unix_millis(ms).unwrap().to_string()
-}
 
 fn ms(t: &Value) -> u64 {
     Timestamp::parse(t.as_str().unwrap_or_else(|| panic!("not a time: {t}")))

@@ -474,6 +474,9 @@ impl TileStore for Flaky {
     fn replace_checkpoint(&self, data: &[u8]) -> io::Result<()> {
         self.inner.replace_checkpoint(data)
     }
+    fn replace_witnessed_checkpoint(&self, data: &[u8]) -> io::Result<()> {
+        self.inner.replace_witnessed_checkpoint(data)
+    }
 }
 
 #[test]

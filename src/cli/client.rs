@@ -266,16 +266,34 @@ impl LogClient {
 
     /// GETs `path` and returns the body of a 2xx answer.
     pub(crate) fn get(&self, path: &str) -> anyhow::Result<Vec<u8>> {
-        let url = format!("{}{path}", self.base);
+        self.runtime
+            .block_on(async { answer(self.send_get(path).await?).await })
+    }
+
+    /// GETs `path`: the body of a 2xx answer, `None` for 404.
+    pub(crate) fn get_optional(&self, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
         self.runtime.block_on(async {
-            let response = self
-                .http
-                .get(&url)
-                .send()
-                .await
-                .with_context(|| format!("GET {url}"))?;
-            answer(response).await
+            let response = self.send_get(path).await?;
+            if response.status() == reqwest::StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            answer(response).await.map(Some)
         })
+    }
+
+    async fn send_get(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let url = format!("{}{path}", self.base);
+        self.http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))
+    }
+
+    /// GETs `path` and parses the JSON answer.
+    pub(crate) fn get_json(&self, path: &str) -> anyhow::Result<Value> {
+        let body = self.get(path)?;
+        serde_json::from_slice(&body).with_context(|| format!("the answer to {path} is not JSON"))
     }
 
     /// POSTs an entry to `/add` and returns its index once durable.

@@ -4,12 +4,15 @@
 //! Every command exits 0 on success and 1 with a one-line reason on stderr
 //! on failure; usage errors exit 2.
 
+mod audit;
 #[cfg(feature = "server")]
 mod bench;
 #[cfg(feature = "server")]
 mod chain;
 #[cfg(feature = "server")]
 mod client;
+#[cfg(feature = "server")]
+mod fetch;
 mod hash;
 mod keys;
 mod proof;
@@ -90,6 +93,16 @@ enum Command {
     /// Load-test a log over its public HTTP API (`POST /add`, tlog-tiles).
     #[cfg(feature = "server")]
     Bench(bench::BenchArgs),
+    /// Write an evidence file answering one question, proven against one checkpoint.
+    #[cfg(feature = "server")]
+    Evidence(fetch::EvidenceArgs),
+    /// Verify an evidence file offline under a tlog-policy and print its answer.
+    Verify(audit::VerifyArgs),
+    /// Audit the whole chain from a log's tiles (URL or directory).
+    Audit(audit::AuditArgs),
+    /// The committee's review: what changed since a saved checkpoint, in Markdown.
+    #[cfg(feature = "server")]
+    Review(fetch::ReviewArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -129,6 +142,12 @@ pub fn main() -> ExitCode {
         Command::Status(args) => args.run(),
         #[cfg(feature = "server")]
         Command::Bench(args) => args.run(),
+        #[cfg(feature = "server")]
+        Command::Evidence(args) => args.run(),
+        Command::Verify(args) => args.run(),
+        Command::Audit(args) => args.run(),
+        #[cfg(feature = "server")]
+        Command::Review(args) => args.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

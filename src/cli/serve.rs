@@ -23,6 +23,10 @@ pub(super) struct ServeArgs {
     /// The checkpoint origin, used only when initialising.
     #[arg(long, env = "MODELTRAIL_ORIGIN")]
     origin: Option<String>,
+    /// A c2sp tlog-policy file naming the witnesses (`witness <name> <vkey>
+    /// <url>`) and the quorum `/checkpoint` must meet (overrides config.toml).
+    #[arg(long, env = "MODELTRAIL_WITNESS_POLICY")]
+    witness_policy: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -90,6 +94,11 @@ impl ServeArgs {
         if let Some(listen) = self.listen {
             config.listen = listen;
         }
+        if let Some(policy) = &self.witness_policy {
+            let policy = std::path::absolute(policy)
+                .with_context(|| format!("resolving {}", policy.display()))?;
+            config.witness.policy = Some(policy);
+        }
         limit_malloc_arenas();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -112,6 +121,13 @@ impl ServeArgs {
                 published.size,
                 listener.local_addr()?
             );
+            if let Some(policy) = &opened.log.witness_policy {
+                let names: Vec<&str> = policy.witnesses().iter().map(|w| w.name.as_str()).collect();
+                eprintln!(
+                    "modeltrail: checkpoints are witnessed by {}",
+                    names.join(", ")
+                );
+            }
             crate::server::serve(listener, opened)
                 .await
                 .context("serving")

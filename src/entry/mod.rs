@@ -20,6 +20,7 @@
 
 pub mod bodies;
 pub mod canonical;
+pub mod chain;
 mod envelope;
 pub mod policy;
 
@@ -31,7 +32,7 @@ pub use bodies::{
     GitSha, Inference, ModelCard, ModelName, ModelVersion, RegistryRef, RequestId, Timestamp,
     Transition,
 };
-pub use envelope::{ENTRY_CONTEXT, MAX_ENTRY_SIZE, SignedEntry};
+pub use envelope::{ENTRY_CONTEXT, EntryEnvelope, MAX_ENTRY_SIZE, SignedEntry};
 pub use policy::{Criterion, PolicyBody, PolicyError, PolicySigner, Role};
 
 use canonical::CanonicalError;
@@ -314,19 +315,28 @@ impl From<PolicyError> for EntryError {
 /// otherwise) with the role [`Kind::required_role`] names
 /// ([`EntryError::SignerNotAuthorised`] otherwise).
 pub fn authorise(entry: &SignedEntry, policy: &PolicyBody) -> Result<(), EntryError> {
-    let signer = entry.signer();
+    authorise_signer(entry.signer(), entry.kind(), policy)
+}
+
+/// [`authorise`] for a signer and kind known apart from a verified entry
+/// (an auditor replaying a log it has already authenticated).
+pub fn authorise_signer(
+    signer: &crate::tlog::note::VerifierKey,
+    kind: Kind,
+    policy: &PolicyBody,
+) -> Result<(), EntryError> {
     let Some(member) = policy.signer(signer) else {
         return Err(EntryError::UnknownSigner {
             signer: signer.to_string(),
         });
     };
-    let role = entry.kind().required_role();
+    let role = kind.required_role();
     if member.roles().contains(&role) {
         Ok(())
     } else {
         Err(EntryError::SignerNotAuthorised {
             signer: signer.to_string(),
-            kind: entry.kind(),
+            kind,
             role,
         })
     }

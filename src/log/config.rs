@@ -38,6 +38,34 @@ pub struct Config {
     /// What inference and transition times the log accepts.
     #[serde(default)]
     pub time: TimeConfig,
+    /// The witnesses that cosign the served checkpoint.
+    #[serde(default)]
+    pub witness: WitnessConfig,
+}
+
+/// Witnessing (c2sp.org/tlog-witness): off unless `policy` is set.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WitnessConfig {
+    /// A c2sp.org/tlog-policy file: `witness <name> <vkey> <url>` lines and
+    /// the `quorum` the checkpoint served at `/checkpoint` must meet.
+    /// A relative path is relative to the data directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PathBuf>,
+    /// Longest a witnessing round waits for answers, in milliseconds.
+    pub timeout_ms: u64,
+    /// Longest a failing witness is skipped before the next try, in milliseconds.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for WitnessConfig {
+    fn default() -> Self {
+        WitnessConfig {
+            policy: None,
+            timeout_ms: 5_000,
+            max_backoff_ms: 30_000,
+        }
+    }
 }
 
 /// Bounds on the times entries state, relative to the log's clock.
@@ -148,6 +176,7 @@ impl Config {
             sequencer: SequencerConfig::default(),
             http: HttpConfig::default(),
             time: TimeConfig::default(),
+            witness: WitnessConfig::default(),
         }
     }
 
@@ -160,12 +189,14 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(ConfigError::Io { path, source }),
         };
-        toml::from_str(&text)
-            .map(Some)
-            .map_err(|e| ConfigError::Invalid {
-                path,
-                message: e.to_string(),
-            })
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path,
+            message: e.to_string(),
+        })?;
+        if let Some(policy) = config.witness.policy.as_mut() {
+            *policy = data.join(&*policy);
+        }
+        Ok(Some(config))
     }
 
     /// The file's text, with a header explaining it.

@@ -73,10 +73,15 @@ pub struct Metrics {
     pub tree_size: AtomicU64,
     /// Checkpoints published.
     pub checkpoints: AtomicU64,
+    /// The size of the served witnessed checkpoint (0 without witnesses).
+    pub witnessed_size: AtomicU64,
     /// Entries per integrated batch.
     pub batch_size: Histogram,
     /// Seconds from a submission's arrival to its durable integration.
     pub integration_latency: Histogram,
+    /// Seconds from a checkpoint's publication to its cosignatures meeting
+    /// the witness quorum.
+    pub witness_latency: Histogram,
 }
 
 impl Default for Metrics {
@@ -89,8 +94,10 @@ impl Default for Metrics {
             queue_depth: AtomicU64::new(0),
             tree_size: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
+            witnessed_size: AtomicU64::new(0),
             batch_size: Histogram::new(&BATCH_BUCKETS),
             integration_latency: Histogram::new(&LATENCY_BUCKETS),
+            witness_latency: Histogram::new(&LATENCY_BUCKETS),
         }
     }
 }
@@ -133,6 +140,12 @@ impl Metrics {
             "Entries in the published checkpoint.",
             &self.tree_size,
         );
+        gauge(
+            &mut out,
+            "modeltrail_witnessed_size",
+            "Entries in the served checkpoint whose cosignatures meet the witness quorum.",
+            &self.witnessed_size,
+        );
         let _ = writeln!(
             out,
             "# HELP modeltrail_checkpoints_total Checkpoints published.\n\
@@ -148,6 +161,11 @@ impl Metrics {
             &mut out,
             "modeltrail_integration_latency_seconds",
             "Time from a submission's arrival to its durable integration.",
+        );
+        self.witness_latency.render(
+            &mut out,
+            "modeltrail_witness_latency_seconds",
+            "Time from a checkpoint's publication to its cosignatures meeting the witness quorum.",
         );
         out
     }

@@ -10,11 +10,12 @@ pub mod config;
 pub mod metrics;
 pub mod rules;
 pub mod sequencer;
+pub mod witness;
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::entry::PolicyBody;
 use crate::entry::{ArtefactId, Kind, SignedEntry};
@@ -37,8 +38,10 @@ pub struct Published {
     pub size: u64,
     /// The root hash.
     pub root: Hash,
-    /// The signed checkpoint note, as served at `/checkpoint`.
+    /// The signed checkpoint note (with any witness cosignatures).
     pub note: Vec<u8>,
+    /// When the log signed and published it (for the witnessing latency).
+    pub published_at: std::time::Instant,
 }
 
 /// Why the log could not start.
@@ -72,14 +75,59 @@ pub struct Log {
     pub metrics: Metrics,
     /// Full hash tiles kept in memory for proofs.
     tile_cache: TileCache,
-    published: RwLock<Arc<Published>>,
+    /// The latest log-signed checkpoint; the witnessing task subscribes.
+    published: watch::Sender<Arc<Published>>,
+    /// The witnesses and quorum, if the log is configured with a witness policy.
+    pub witness_policy: Option<Arc<witness::WitnessPolicy>>,
+    /// The newest checkpoint whose cosignatures meet the witness quorum.
+    witnessed: RwLock<Option<Arc<Published>>>,
     policy: RwLock<Arc<PolicyBody>>,
 }
 
 impl Log {
     /// The latest published checkpoint.
     pub fn published(&self) -> Arc<Published> {
-        self.published.read().expect("lock poisoned").clone()
+        self.published.borrow().clone()
+    }
+
+    /// Notifications of each newly published checkpoint.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Published>> {
+        self.published.subscribe()
+    }
+
+    /// The newest witnessed checkpoint, if any has met the quorum.
+    pub fn witnessed(&self) -> Option<Arc<Published>> {
+        self.witnessed.read().expect("lock poisoned").clone()
+    }
+
+    /// Serves `witnessed` unless a newer witnessed checkpoint is served already.
+    pub fn publish_witnessed(&self, witnessed: Published) {
+        let mut current = self.witnessed.write().expect("lock poisoned");
+        if current.as_ref().is_some_and(|c| c.size > witnessed.size) {
+            return;
+        }
+        self.metrics
+            .witnessed_size
+            .store(witnessed.size, std::sync::atomic::Ordering::Relaxed);
+        *current = Some(Arc::new(witnessed));
+    }
+
+    /// What readers should trust: the witnessed checkpoint when the log has
+    /// witnesses (`None` until one meets the quorum), else the latest.
+    pub fn served_checkpoint(&self) -> Option<Arc<Published>> {
+        match self.witness_policy {
+            Some(_) => self.witnessed(),
+            None => Some(self.published()),
+        }
+    }
+
+    /// The checkpoint to prove `index` against: the served one when it
+    /// contains the entry (so the proof carries the witnesses'
+    /// cosignatures), else the latest.
+    pub fn checkpoint_for(&self, index: u64) -> Arc<Published> {
+        self.served_checkpoint()
+            .filter(|c| index < c.size)
+            .unwrap_or_else(|| self.published())
     }
 
     /// Makes `published` the checkpoint readers see.
@@ -90,7 +138,7 @@ impl Log {
         self.metrics
             .checkpoints
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        *self.published.write().expect("lock poisoned") = Arc::new(published);
+        self.published.send_replace(Arc::new(published));
     }
 
     /// The policy in force for new submissions.
@@ -254,6 +302,16 @@ pub fn open(data: &Path, config: Config) -> Result<Opened, StartError> {
         .map_err(|e| other("index")(&e))?;
     let policy = current_policy(&index, &*store, checkpoint.size)?;
     let policy_body = policy.body.clone();
+    let witness_policy = match &config.witness.policy {
+        Some(path) => Some(Arc::new(
+            witness::WitnessPolicy::load(path, &vkey).map_err(|e| other("witnesses")(&e))?,
+        )),
+        None => None,
+    };
+    let witnessed = match &witness_policy {
+        Some(policy) => stored_witnessed(&*store, policy, &vkey, checkpoint.size),
+        None => None,
+    };
     let log = Arc::new(Log {
         origin: checkpoint.origin.clone(),
         vkey,
@@ -261,13 +319,19 @@ pub fn open(data: &Path, config: Config) -> Result<Opened, StartError> {
         index,
         metrics: Metrics::default(),
         tile_cache: TileCache::new(config.sequencer.tile_cache_tiles),
-        published: RwLock::new(Arc::new(Published {
+        published: watch::Sender::new(Arc::new(Published {
             size: checkpoint.size,
             root: checkpoint.root,
             note,
+            published_at: std::time::Instant::now(),
         })),
+        witness_policy,
+        witnessed: RwLock::new(None),
         policy: RwLock::new(policy_body),
     });
+    if let Some(witnessed) = witnessed {
+        log.publish_witnessed(witnessed);
+    }
     log.metrics
         .tree_size
         .store(checkpoint.size, std::sync::atomic::Ordering::Relaxed);
@@ -279,6 +343,40 @@ pub fn open(data: &Path, config: Config) -> Result<Opened, StartError> {
         policy,
         lock,
     })
+}
+
+/// The witnessed checkpoint kept from the last run, if it still meets the
+/// witness policy and is not beyond the log's checkpoint; a stale or
+/// unverifiable one is ignored (and replaced by the next round).
+fn stored_witnessed(
+    store: &dyn TileStore,
+    policy: &witness::WitnessPolicy,
+    log_key: &VerifierKey,
+    size: u64,
+) -> Option<Published> {
+    let note = match store.witnessed_checkpoint() {
+        Ok(note) => note?,
+        Err(err) => {
+            tracing::warn!(%err, "reading the witnessed checkpoint");
+            return None;
+        }
+    };
+    match policy.verify_witnessed(&note, log_key) {
+        Ok(checkpoint) if checkpoint.size <= size => Some(Published {
+            size: checkpoint.size,
+            root: checkpoint.root,
+            note,
+            published_at: std::time::Instant::now(),
+        }),
+        Ok(_) => {
+            tracing::warn!("the witnessed checkpoint is beyond the log's checkpoint; ignored");
+            None
+        }
+        Err(err) => {
+            tracing::warn!(%err, "the stored witnessed checkpoint is ignored");
+            None
+        }
+    }
 }
 
 /// Reads and parses the policy entry the index names as current.

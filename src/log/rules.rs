@@ -35,11 +35,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::Log;
 use super::sequencer::{ChainRules, Refused};
 use crate::entry::{
-    Approval, ArtefactId, Body, ContentHash, Decision, Inference, Kind, ModelVersion, PolicyBody,
-    SignedEntry, Transition, authorise,
+    Approval, ArtefactId, Body, ContentHash, Decision, Inference, ModelVersion, PolicyBody,
+    SignedEntry, Transition, authorise, chain,
 };
 use crate::store::index::{ActiveRecord, Index};
-use crate::tlog::note::VerifierKey;
 
 /// The policy in force and which entry it is.
 #[derive(Debug, Clone)]
@@ -154,18 +153,10 @@ impl GovernanceRules {
                 latest.insert(signer.clone(), *approve);
             }
         }
-        let policy = &self.policy().body;
-        let mut approvers: Vec<String> = latest
-            .into_iter()
-            .filter(|(signer, approve)| {
-                *approve
-                    && VerifierKey::parse(signer)
-                        .is_ok_and(|key| policy.allows(&key, Kind::Approval))
-            })
-            .map(|(signer, _)| signer)
-            .collect();
-        approvers.sort();
-        Ok(approvers)
+        Ok(chain::approving_signers(
+            latest.iter().map(|(s, a)| (s.as_str(), *a)),
+            &self.policy().body,
+        ))
     }
 
     fn admit_policy(&mut self, entry: &SignedEntry, body: PolicyBody, index: u64) {
@@ -177,89 +168,24 @@ impl GovernanceRules {
     }
 
     fn admit_version(&mut self, version: &ModelVersion) -> Result<(), Refused> {
-        let model = version.model.as_str();
-        match self.card_model(&version.card)? {
-            None => {
-                return Err(refuse(
-                    409,
-                    "unknown_card",
-                    format!("no model card {} is logged", version.card),
-                ));
-            }
-            Some(card_model) if card_model != model => {
-                return Err(refuse(
-                    422,
-                    "card_model_mismatch",
-                    format!(
-                        "card {} is for model {card_model:?}, not {model:?}",
-                        version.card
-                    ),
-                ));
-            }
-            Some(_) => {}
-        }
-        if let Some(existing) = self.version_model(&version.version_hash)? {
-            return Err(refuse(
-                409,
-                "version_exists",
-                format!(
-                    "version {} is already registered (model {existing:?})",
-                    version.version_hash
-                ),
-            ));
-        }
+        chain::check_version_card(version, self.card_model(&version.card)?.as_deref())
+            .map_err(refused)?;
+        chain::check_version_new(
+            version,
+            self.version_model(&version.version_hash)?.as_deref(),
+        )
+        .map_err(refused)?;
         self.staged
             .versions
-            .insert(version.version_hash, model.to_owned());
+            .insert(version.version_hash, version.model.as_str().to_owned());
         Ok(())
     }
 
     fn admit_approval(&mut self, entry: &SignedEntry, approval: &Approval) -> Result<(), Refused> {
-        if self.version_model(&approval.version_hash)?.is_none() {
-            return Err(refuse(
-                409,
-                "unknown_version",
-                format!("version {} is not registered", approval.version_hash),
-            ));
-        }
+        let registered = self.version_model(&approval.version_hash)?.is_some();
         let policy = self.policy();
-        if approval.policy != policy.id {
-            return Err(refuse(
-                409,
-                "stale_policy",
-                format!(
-                    "the approval names policy {} but {} (entry {}) is in force",
-                    approval.policy, policy.id, policy.index
-                ),
-            ));
-        }
-        let wanted: Vec<&str> = policy
-            .body
-            .criteria()
-            .iter()
-            .map(|c| c.id.as_str())
-            .collect();
-        if let Some(missing) = wanted
-            .iter()
-            .find(|id| !approval.criteria.contains_key(**id))
-        {
-            return Err(refuse(
-                422,
-                "criteria_incomplete",
-                format!("the approval does not state criterion {missing:?} of the policy in force"),
-            ));
-        }
-        if let Some(extra) = approval
-            .criteria
-            .keys()
-            .find(|id| !wanted.contains(&id.as_str()))
-        {
-            return Err(refuse(
-                422,
-                "unknown_criterion",
-                format!("criterion {extra:?} is not in the policy in force"),
-            ));
-        }
+        chain::check_approval(approval, registered, policy.id, policy.index, &policy.body)
+            .map_err(refused)?;
         self.staged.approvals.insert(
             (approval.version_hash, entry.signer().to_string()),
             approval.decision == Decision::Approve,
@@ -268,68 +194,20 @@ impl GovernanceRules {
     }
 
     fn admit_transition(&mut self, transition: &Transition) -> Result<(), Refused> {
-        let model = transition.model.as_str();
-        match self.version_model(&transition.to)? {
-            None => {
-                return Err(refuse(
-                    409,
-                    "unknown_version",
-                    format!("version {} is not registered", transition.to),
-                ));
-            }
-            Some(owner) if owner != model => {
-                return Err(refuse(
-                    422,
-                    "version_model_mismatch",
-                    format!(
-                        "version {} is a version of {owner:?}, not {model:?}",
-                        transition.to
-                    ),
-                ));
-            }
-            Some(_) => {}
-        }
-        let active = self.active(model)?;
-        if active.map(|(v, _)| v) != transition.from {
-            let current = active.map_or("none".to_owned(), |(v, _)| v.to_string());
-            return Err(refuse(
-                409,
-                "stale_transition",
-                format!(
-                    "the transition's from is {} but the active version of {model:?} is {current}",
-                    transition.from.map_or("null".to_owned(), |v| v.to_string())
-                ),
-            ));
-        }
+        chain::check_transition_target(transition, self.version_model(&transition.to)?.as_deref())
+            .map_err(refused)?;
+        let active = self.active(transition.model.as_str())?;
+        chain::check_transition_from(transition, active).map_err(refused)?;
         let at = transition.at.unix_millis();
-        if let Some((_, previous)) = active
-            && at < previous
-        {
-            return Err(refuse(
-                422,
-                "transition_time",
-                format!("at is before the previous transition of {model:?}"),
-            ));
-        }
         if at > now_ms().saturating_add(self.bounds.max_future_ms) {
             return Err(refuse(422, "transition_time", "at is in the future"));
         }
         let approvers = self.approvers(&transition.to)?;
-        let required = self.policy().body.approvals_required() as usize;
-        if approvers.len() < required {
-            return Err(refuse(
-                409,
-                "insufficient_approvals",
-                format!(
-                    "version {} has {} of the {required} approvals the policy requires",
-                    transition.to,
-                    approvers.len()
-                ),
-            ));
-        }
+        chain::check_transition_approvals(transition, approvers.len(), &self.policy().body)
+            .map_err(refused)?;
         self.staged
             .active
-            .insert(model.to_owned(), (transition.to, at));
+            .insert(transition.model.as_str().to_owned(), (transition.to, at));
         Ok(())
     }
 
@@ -357,23 +235,13 @@ impl GovernanceRules {
                 ),
             ));
         }
-        let model = inference.model.as_str();
-        let version = inference.version_hash;
-        let mut warnings = Vec::new();
-        match self.version_model(&version)? {
-            None => warnings.push(format!("version {version} is not registered")),
-            Some(owner) if owner != model => warnings.push(format!(
-                "version {version} is a version of {owner:?}, not {model:?}"
-            )),
-            Some(_) => {}
-        }
-        match self.active(model)? {
-            Some((active, _)) if active == version => {}
-            Some((active, _)) => warnings.push(format!(
-                "version {version} is not the active version of {model:?} (active: {active})"
-            )),
-            None => warnings.push(format!("{model:?} has no active version")),
-        }
+        let version_model = self.version_model(&inference.version_hash)?;
+        let active = self.active(inference.model.as_str())?.map(|(v, _)| v);
+        let mut warnings: Vec<String> =
+            chain::inference_flags(inference, version_model.as_deref(), active)
+                .into_iter()
+                .map(|flag| flag.message)
+                .collect();
         let rid = inference.request_id.as_str();
         let earlier = match self.staged.requests.get(rid) {
             Some(&i) => Some(i),
@@ -426,6 +294,11 @@ impl ChainRules for GovernanceRules {
     fn abort(&mut self) {
         self.staged = Staged::default();
     }
+}
+
+/// The log's refusal of an entry that breaks a chain rule.
+fn refused(b: chain::Break) -> Refused {
+    refuse(b.status, b.code, b.message)
 }
 
 fn index_failure(err: impl std::fmt::Display) -> Refused {

@@ -317,7 +317,12 @@ fn append_and_sign(
     log.store
         .replace_checkpoint(&note)
         .map_err(|e| format!("replacing the checkpoint: {e}"))?;
-    Ok(Published { size, root, note })
+    Ok(Published {
+        size,
+        root,
+        note,
+        published_at: std::time::Instant::now(),
+    })
 }
 
 /// A writer positioned at the published checkpoint.

@@ -341,9 +341,10 @@ fn proof_response(
     }
 }
 
-/// A c2sp tlog-proof of `index` against the published checkpoint.
+/// A c2sp tlog-proof of `index` against the served (witnessed) checkpoint
+/// when it contains the entry, else against the latest published one.
 pub(super) fn make_tlog_proof(log: &crate::log::Log, index: u64) -> Result<TlogProof, ApiError> {
-    let published = log.published();
+    let published = log.checkpoint_for(index);
     if index >= published.size {
         return Err(ApiError::not_found(format!(
             "no entry {index} in the published tree of size {}",
@@ -463,9 +464,18 @@ fn entry_answer(index: u64, bytes: &[u8], proof: &TlogProof) -> Response {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.log.metrics.render(),
+        render_metrics(&state.log),
     )
         .into_response()
+}
+
+/// The log's metrics and its witnesses' status.
+fn render_metrics(log: &crate::log::Log) -> String {
+    let mut out = log.metrics.render();
+    if let Some(policy) = &log.witness_policy {
+        policy.render_metrics(&mut out);
+    }
+    out
 }
 
 /// `GET /healthz`: 200 with the published size while the log runs.

@@ -52,6 +52,10 @@ pub struct AppState {
 pub fn router(state: AppState, config: &Config) -> Router {
     Router::new()
         .route("/checkpoint", get(tiles::checkpoint))
+        .route(
+            "/checkpoint.unwitnessed",
+            get(tiles::unwitnessed_checkpoint),
+        )
         .route("/tile/{*path}", get(tiles::tile))
         .route("/add", post(api::add))
         .route("/v1/entries", post(api::add_batch))
@@ -149,12 +153,22 @@ pub async fn serve(
         max_batch_entries: config.http.max_batch_entries,
     };
     let app = router(state, &config);
+    let (stop_witnessing, stop) = tokio::sync::watch::channel(false);
+    let timing = crate::log::witness::WitnessTiming {
+        timeout: Duration::from_millis(config.witness.timeout_ms),
+        max_backoff: Duration::from_millis(config.witness.max_backoff_ms),
+    };
+    let witnessing = tokio::spawn(crate::log::witness::run(log.clone(), timing, stop));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     // Every handler (and so every queue sender) is gone: the sequencer drains and stops.
     if sequencer.await.is_err() {
         tracing::error!("the sequencer task failed");
+    }
+    let _ = stop_witnessing.send(true);
+    if witnessing.await.is_err() {
+        tracing::error!("the witnessing task failed");
     }
     let published = log.published();
     tracing::info!(size = published.size, root = %published.root, "stopped with a final checkpoint");

@@ -13,15 +13,34 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// The checkpoint changes with every batch: cache it for seconds only.
 const CHECKPOINT_CACHE: &str = "public, max-age=2";
 
-/// `GET /checkpoint`: the latest published checkpoint.
+/// `GET /checkpoint`: the checkpoint readers should trust: with witnesses,
+/// the newest one whose cosignatures meet the quorum; otherwise the latest.
 pub async fn checkpoint(State(state): State<AppState>) -> Response {
-    let published = state.log.published();
+    match state.log.served_checkpoint() {
+        Some(served) => checkpoint_response(&served.note),
+        None => ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "not_witnessed",
+            "no checkpoint has met the witness quorum yet; the log-signed latest is at \
+             /checkpoint.unwitnessed",
+        )
+        .into_response(),
+    }
+}
+
+/// `GET /checkpoint.unwitnessed`: the latest log-signed checkpoint, before
+/// (or without) witness cosignatures.
+pub async fn unwitnessed_checkpoint(State(state): State<AppState>) -> Response {
+    checkpoint_response(&state.log.published().note)
+}
+
+fn checkpoint_response(note: &[u8]) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
             (header::CACHE_CONTROL, CHECKPOINT_CACHE),
         ],
-        published.note.clone(),
+        note.to_vec(),
     )
         .into_response()
 }

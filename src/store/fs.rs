@@ -74,6 +74,10 @@ use super::TileStore;
 const CHECKPOINT: &str = "checkpoint";
 /// The temporary file [`TileStore::replace_checkpoint`] renames over it.
 const CHECKPOINT_TMP: &str = "checkpoint.tmp";
+/// The file name of the newest witness-cosigned checkpoint, at the root.
+const WITNESSED: &str = "checkpoint.witnessed";
+/// The temporary file [`TileStore::replace_witnessed_checkpoint`] renames over it.
+const WITNESSED_TMP: &str = "checkpoint.witnessed.tmp";
 /// Concurrent fsyncs per [`TileStore::sync`] unless configured.
 const DEFAULT_SYNC_THREADS: usize = 8;
 
@@ -306,8 +310,20 @@ impl TileStore for FsTileStore {
 
     fn replace_checkpoint(&self, data: &[u8]) -> io::Result<()> {
         self.sync()?;
-        let tmp = self.root.join(CHECKPOINT_TMP);
-        let target = self.root.join(CHECKPOINT);
+        self.replace_root_file(CHECKPOINT, CHECKPOINT_TMP, data)
+    }
+
+    fn replace_witnessed_checkpoint(&self, data: &[u8]) -> io::Result<()> {
+        self.replace_root_file(WITNESSED, WITNESSED_TMP, data)
+    }
+}
+
+impl FsTileStore {
+    /// Atomically and durably replaces the file `name` at the root: write and
+    /// fsync `tmp`, rename it over `name`, fsync the root directory.
+    fn replace_root_file(&self, name: &str, tmp: &str, data: &[u8]) -> io::Result<()> {
+        let tmp = self.root.join(tmp);
+        let target = self.root.join(name);
         let mut file = File::create(&tmp).map_err(|e| with_path(e, "creating", &tmp))?;
         file.write_all(data)
             .map_err(|e| with_path(e, "writing", &tmp))?;
@@ -316,7 +332,7 @@ impl TileStore for FsTileStore {
         self.stats.file_fsyncs.fetch_add(1, Ordering::Relaxed);
         drop(file);
         fs::rename(&tmp, &target)
-            .map_err(|e| with_path(e, "renaming checkpoint.tmp to", &target))?;
+            .map_err(|e| with_path(e, "renaming a temporary file to", &target))?;
         fsync_dir(&self.root)?;
         self.stats.dir_fsyncs.fetch_add(1, Ordering::Relaxed);
         Ok(())

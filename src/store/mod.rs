@@ -41,6 +41,14 @@ pub trait TileStore: Send + Sync + 'static {
     fn checkpoint(&self) -> io::Result<Option<Vec<u8>>> {
         self.get("checkpoint")
     }
+    /// Atomically and durably replaces `checkpoint.witnessed`, the newest
+    /// checkpoint with the witness cosignatures the log's quorum needs. It
+    /// never commits to anything `checkpoint` does not, so no tile sync.
+    fn replace_witnessed_checkpoint(&self, data: &[u8]) -> io::Result<()>;
+    /// The witnessed checkpoint, or `None` if none was stored.
+    fn witnessed_checkpoint(&self) -> io::Result<Option<Vec<u8>>> {
+        self.get("checkpoint.witnessed")
+    }
 }
 
 /// A shared store is a store: the sequencer's [`writer::TreeWriter`] and the
@@ -60,5 +68,11 @@ impl<S: TileStore + ?Sized> TileStore for Arc<S> {
     }
     fn checkpoint(&self) -> io::Result<Option<Vec<u8>>> {
         (**self).checkpoint()
+    }
+    fn replace_witnessed_checkpoint(&self, data: &[u8]) -> io::Result<()> {
+        (**self).replace_witnessed_checkpoint(data)
+    }
+    fn witnessed_checkpoint(&self) -> io::Result<Option<Vec<u8>>> {
+        (**self).witnessed_checkpoint()
     }
 }

@@ -6,7 +6,9 @@
 //! parser returns a typed error and never panics, whatever its input; broken
 //! internal invariants ("bad math") are bugs and panic.
 
+pub mod add_checkpoint;
 pub mod checkpoint;
+pub mod compact;
 pub mod cosignature;
 pub mod hash;
 pub mod note;

@@ -8,14 +8,30 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead as _, BufReader};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use modeltrail::tlog::note::{SignerKey, VerifierKey};
+use modeltrail::tlog::note::{KeyType, SignerKey, VerifierKey};
 use serde_json::Value;
+
+/// The clock, in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// `ms` as an entry timestamp (RFC 3339 UTC with milliseconds).
+pub fn ts(ms: u64) -> String {
+    modeltrail::entry::Timestamp::from_unix_millis(ms)
+        .unwrap()
+        .to_string()
+}
 
 /// The `modeltrail` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_modeltrail");
@@ -101,11 +117,17 @@ impl Server {
     /// s, for its `modeltrail: serving … (size N) on http://<addr>` line. A
     /// thread keeps draining stderr so the pipe never fills.
     pub fn start(data: &Path) -> Server {
+        Server::start_with(data, &[])
+    }
+
+    /// [`Server::start`] with more `serve` arguments (e.g. `--witness-policy`).
+    pub fn start_with(data: &Path, args: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .arg("serve")
             .arg("--data")
             .arg(data)
             .args(["--listen", "127.0.0.1:0"])
+            .args(args)
             .env("MODELTRAIL_LOG_LEVEL", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -376,4 +398,149 @@ impl Client {
         assert_eq!(r.status, 200, "entry {index}: {}", r.text());
         r.body
     }
+}
+
+// ---------------------------------------------------------------------------
+// Witnesses
+// ---------------------------------------------------------------------------
+
+/// The `modeltrail-witness` binary, built on first use (it belongs to the
+/// other workspace package, so Cargo does not build it for this test).
+pub fn witness_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let profile_dir = std::env::current_exe()
+            .unwrap()
+            .parent() // deps/
+            .and_then(Path::parent)
+            .expect("the test binary lives in <target>/<profile>/deps")
+            .to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args([
+            "build",
+            "-p",
+            "modeltrail-witness",
+            "--bin",
+            "modeltrail-witness",
+        ]);
+        if profile_dir.ends_with("release") {
+            build.arg("--release");
+        }
+        let status = build
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building modeltrail-witness failed");
+        let bin = profile_dir.join("modeltrail-witness");
+        assert!(bin.exists(), "{} is missing", bin.display());
+        bin
+    })
+}
+
+/// A port nothing listens on right now, so a witness can be restarted at the
+/// same URL.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `modeltrail-witness` data directory and, while running, its process.
+pub struct Witness {
+    pub name: String,
+    pub data: PathBuf,
+    pub port: u16,
+    pub vkey: VerifierKey,
+    child: Option<Child>,
+}
+
+impl Witness {
+    /// `modeltrail-witness init` and `add-log` for the log.
+    pub fn init(dir: &Path, name: &str, log_vkey: &VerifierKey) -> Witness {
+        let data = dir.join(name);
+        let out = run_ok(
+            Command::new(witness_bin())
+                .args(["init", "--name", name, "--data"])
+                .arg(&data),
+        );
+        let vkey = out
+            .split_whitespace()
+            .find_map(|t| VerifierKey::parse(t).ok())
+            .unwrap_or_else(|| panic!("no vkey in the output of init: {out:?}"));
+        assert_eq!(vkey.key_type(), KeyType::CosignatureV1);
+        run_ok(
+            Command::new(witness_bin())
+                .args(["add-log", "--data"])
+                .arg(&data)
+                .args(["--origin", log_vkey.name(), "--key"])
+                .arg(log_vkey.to_string()),
+        );
+        Witness {
+            name: name.to_owned(),
+            data,
+            port: free_port(),
+            vkey,
+            child: None,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts `serve` and waits until it accepts connections.
+    pub fn start(&mut self) {
+        let child = Command::new(witness_bin())
+            .args(["serve", "--data"])
+            .arg(&self.data)
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn modeltrail-witness serve");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "witness {} did not start",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for Witness {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A tlog-policy: the log, the witnesses with their URLs, and a group of
+/// `threshold` of them as the quorum.
+pub fn witness_policy(log: &VerifierKey, witnesses: &[&Witness], threshold: usize) -> String {
+    let mut text = format!("log {log}\n");
+    let mut names = Vec::new();
+    for w in witnesses {
+        text.push_str(&format!("witness {} {} {}\n", w.name, w.vkey, w.url()));
+        names.push(w.name.as_str());
+    }
+    text.push_str(&format!(
+        "group q {threshold} {}\nquorum q\n",
+        names.join(" ")
+    ));
+    text
 }

@@ -2,20 +2,34 @@
 //! c2sp.org/tlog-witness (<https://c2sp.org/tlog-witness>) on the modeltrail
 //! tlog core.
 //!
-//! This crate is, for now, the pure part of the `add-checkpoint` call, with
-//! no I/O, clock or storage:
+//! The pure part, with no I/O, clock or runtime (what the fuzz targets build):
 //!
 //! - [`request`] parses and serialises the `POST /add-checkpoint` body (the
 //!   witness reads it, a log writes it);
 //! - [`verdict`] decides what the witness answers, given the state it stored
 //!   for the log: a cosignature and the new state to persist, or a refusal
-//!   mapped to the spec's HTTP status, plus any evidence of log misbehaviour.
+//!   mapped to the spec's HTTP status, plus any evidence of log misbehaviour;
+//! - [`config`] and [`journal`] are the formats of the configuration, the
+//!   state journal and the evidence file.
 //!
-//! The HTTP server and durable state build on these; they must persist the
-//! new state atomically with the old-size check (tlog-witness §add-checkpoint).
+//! With the default feature `server`, the binary's parts: [`store`] (the
+//! data directory, group-committed durable state), [`server`] (HTTP),
+//! [`cli`] and [`bench`] (the load generator).
 
-pub mod request;
+pub mod config;
+pub mod journal;
+/// The request body format lives in the core, which the log uses to send it.
+pub use modeltrail::tlog::add_checkpoint as request;
 pub mod verdict;
+
+#[cfg(feature = "server")]
+pub mod bench;
+#[cfg(feature = "server")]
+pub mod cli;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "server")]
+pub mod store;
 
 pub use request::{AddCheckpointRequest, MAX_PROOF_LINES, MAX_REQUEST_SIZE, RequestError};
 pub use verdict::{

@@ -40,8 +40,7 @@ use modeltrail::tlog::{Hash, empty_tree_hash};
 
 use crate::request::{AddCheckpointRequest, RequestError};
 
-/// The `Content-Type` of a 409 response, whose body is the stored size.
-pub const SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
+pub use modeltrail::tlog::add_checkpoint::SIZE_CONTENT_TYPE;
 
 /// The `Content-Type` of every other refusal, whose body is the error message.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";

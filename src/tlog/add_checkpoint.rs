@@ -10,7 +10,7 @@
 //!
 //! Every line ends in a newline (U+000A). [`AddCheckpointRequest::parse`]
 //! checks only the format; whether the witness cosigns is
-//! [`crate::verdict`]'s decision (so "old size larger than the checkpoint"
+//! the witness's decision (`modeltrail-witness`'s `verdict` module) (so "old size larger than the checkpoint"
 //! parses, and is refused there with the spec's status).
 //!
 //! # Limits
@@ -27,11 +27,15 @@
 //! exact inverses: every accepted body serialises back byte for byte (the
 //! core's base64 and decimal parsers accept only canonical forms).
 
-use modeltrail::tlog::Hash;
-use modeltrail::tlog::checkpoint::{Checkpoint, CheckpointError};
-use modeltrail::tlog::hash::HashParseError;
-use modeltrail::tlog::note::{MAX_NOTE_SIZE, Note, NoteError};
-use modeltrail::tlog::tile::MAX_TREE_SIZE;
+use super::Hash;
+use super::checkpoint::{Checkpoint, CheckpointError};
+use super::hash::HashParseError;
+use super::note::{MAX_NOTE_SIZE, Note, NoteError};
+use super::tile::MAX_TREE_SIZE;
+
+/// The `Content-Type` of a 409 answer, whose body is the witness's size and
+/// a newline (tlog-witness §add-checkpoint).
+pub const SIZE_CONTENT_TYPE: &str = "text/x.tlog.size";
 
 /// The most consistency proof lines a request may carry (tlog-witness: "The
 /// client MUST NOT send more than 63 consistency proof lines").

@@ -1,0 +1,237 @@
+//! `modeltrail verify` (an evidence file, offline) and `modeltrail audit`
+//! (the whole chain, from a tiles directory or a log's URL).
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::read_input;
+use crate::audit::evidence::Evidence;
+use crate::audit::scan::{self, AuditOptions, BundleSource, Report};
+use crate::audit::verify::verify;
+use crate::tlog::policy::Policy;
+use crate::tlog::tile::Tile;
+
+/// Reads and parses a c2sp.org/tlog-policy file.
+pub(super) fn read_policy(path: &Path) -> anyhow::Result<Policy> {
+    let text = read_input(path)?;
+    Policy::parse(&text).with_context(|| format!("policy file {}", path.display()))
+}
+
+/// `modeltrail verify <evidence> --policy <file>`.
+#[derive(Args)]
+pub(super) struct VerifyArgs {
+    /// The evidence file (`modeltrail evidence` writes it).
+    evidence: PathBuf,
+    /// The c2sp.org/tlog-policy naming the log's key and the witnesses you trust.
+    #[arg(long)]
+    policy: PathBuf,
+}
+
+impl VerifyArgs {
+    pub(super) fn run(self) -> anyhow::Result<()> {
+        let policy = read_policy(&self.policy)?;
+        let text = read_input(&self.evidence)?;
+        let evidence = Evidence::parse(&text)
+            .with_context(|| format!("evidence file {}", self.evidence.display()))?;
+        let answer = verify(&evidence, &policy).context("the evidence does not verify")?;
+        println!(
+            "Verified against checkpoint {} of size {} (root {}).",
+            answer.checkpoint.origin,
+            answer.checkpoint.size,
+            answer.checkpoint.root.to_base64()
+        );
+        print!("{}", answer.text);
+        Ok(())
+    }
+}
+
+/// `modeltrail audit --log <url-or-dir> --policy <file>`.
+#[derive(Args)]
+pub(super) struct AuditArgs {
+    /// The log: its URL, or a local tlog-tiles directory (or a data
+    /// directory holding one in `tiles/`).
+    #[arg(long)]
+    log: String,
+    /// The c2sp.org/tlog-policy the checkpoint must satisfy.
+    #[arg(long)]
+    policy: PathBuf,
+    /// Audit up to this checkpoint file instead of the log's own
+    /// (`checkpoint.witnessed` when present, else `checkpoint`; for a URL,
+    /// `GET /checkpoint`).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Skip what the log checked when it admitted each inference (its
+    /// signature and canonical encoding); inferences stay authenticated by
+    /// the tree, schema- and role-checked and replayed. Governance entries
+    /// always get every check. See README "For auditors".
+    #[arg(long)]
+    fast: bool,
+    /// Findings listed in full; more are only counted.
+    #[arg(long, default_value_t = 1000)]
+    max_findings: usize,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+impl AuditArgs {
+    pub(super) fn run(self) -> anyhow::Result<()> {
+        let policy = read_policy(&self.policy)?;
+        let (mut source, note) = open_source(&self.log, self.checkpoint.as_deref())?;
+        let checkpoint = policy
+            .verify_checkpoint(&note)
+            .context("the checkpoint does not satisfy the policy")?;
+        let bar = progress_bar(checkpoint.size)?;
+        let options = AuditOptions {
+            verify_all_signatures: !self.fast,
+            max_findings: self.max_findings,
+        };
+        let report = scan::audit(&mut *source, &checkpoint, options, &mut |done| {
+            bar.set_position(done)
+        });
+        bar.finish_and_clear();
+        let report = report?;
+        if self.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            print_summary(&report);
+        }
+        if !report.clean() {
+            bail!(
+                "the chain is broken: {} finding(s) in {} entries",
+                report.findings_total,
+                report.size
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The entry-bundle source and the checkpoint note for `--log`.
+fn open_source(
+    log: &str,
+    checkpoint: Option<&Path>,
+) -> anyhow::Result<(Box<dyn BundleSource + Send>, Vec<u8>)> {
+    let given = checkpoint.map(read_input).transpose()?;
+    if log.starts_with("http://") || log.starts_with("https://") {
+        return http_source(log, given);
+    }
+    let mut root = PathBuf::from(log);
+    if !root.join("checkpoint").exists() && root.join("tiles").join("checkpoint").exists() {
+        root = root.join("tiles");
+    }
+    let note = match given {
+        Some(note) => note,
+        None => {
+            let witnessed = root.join("checkpoint.witnessed");
+            let file = if witnessed.exists() {
+                witnessed
+            } else {
+                root.join("checkpoint")
+            };
+            std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?
+        }
+    };
+    Ok((Box::new(DirSource { root }), note))
+}
+
+#[cfg(feature = "server")]
+fn http_source(
+    log: &str,
+    given: Option<Vec<u8>>,
+) -> anyhow::Result<(Box<dyn BundleSource + Send>, Vec<u8>)> {
+    let client = super::client::LogClient::new(log)?;
+    let note = match given {
+        Some(note) => note,
+        None => client.get("/checkpoint")?,
+    };
+    Ok((Box::new(super::fetch::HttpSource(client)), note))
+}
+
+#[cfg(not(feature = "server"))]
+fn http_source(
+    _log: &str,
+    _given: Option<Vec<u8>>,
+) -> anyhow::Result<(Box<dyn BundleSource + Send>, Vec<u8>)> {
+    Err(anyhow::anyhow!(
+        "reading a log over HTTP needs modeltrail built with the server feature; audit a local tiles directory instead"
+    ))
+}
+
+/// A local tlog-tiles directory.
+struct DirSource {
+    root: PathBuf,
+}
+
+impl BundleSource for DirSource {
+    fn read(&mut self, tile: &Tile) -> Result<Option<Vec<u8>>, String> {
+        match std::fs::read(self.root.join(tile.path())) {
+            Ok(data) => Ok(Some(data)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// A bar of entries audited, on a terminal only.
+fn progress_bar(total: u64) -> anyhow::Result<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return Ok(ProgressBar::hidden());
+    }
+    Ok(
+        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()).with_style(
+            ProgressStyle::with_template(
+                "{wide_bar} {human_pos}/{human_len} entries {per_sec} ETA {eta}",
+            )?,
+        ),
+    )
+}
+
+fn print_summary(report: &Report) {
+    println!(
+        "Audited {} entries of {} against its checkpoint (root {}): every entry hashes to it.",
+        report.size, report.origin, report.root
+    );
+    let kinds: Vec<String> = report
+        .entries
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    println!("Entries: {}.", kinds.join(", "));
+    println!(
+        "Signatures verified: {} ({}).",
+        report.signatures_verified,
+        if report.signatures == "all" {
+            "every entry"
+        } else {
+            "governance entries only; inferences read without signature and encoding checks (--fast)"
+        }
+    );
+    if report.clean() {
+        println!("The chain is unbroken.");
+        return;
+    }
+    println!("The chain is broken: {} finding(s).", report.findings_total);
+    for (code, n) in &report.finding_counts {
+        println!("  {code}: {n}");
+    }
+    for f in &report.findings {
+        println!(
+            "  entry {} ({}): {}: {}",
+            f.index,
+            f.kind.unwrap_or("invalid"),
+            f.code,
+            f.message
+        );
+    }
+    if report.findings_total > report.findings.len() as u64 {
+        println!(
+            "  … and {} more (raise --max-findings)",
+            report.findings_total - report.findings.len() as u64
+        );
+    }
+}
