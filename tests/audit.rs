@@ -1157,3 +1157,28 @@ fn evidence_from_a_witnessed_log_verifies_under_the_witness_quorum() {
         "quorum",
     );
 }
+
+/// An approver who approved a version before its activation and rejects it
+/// afterwards: evidence for a request the activation covered still
+/// verifies (the decisions before the transition count), and lists both.
+#[test]
+fn a_later_rejection_does_not_undo_the_approvals_an_activation_relied_on() {
+    let log = Log::new("reversal");
+    let policy = log.policy_file();
+    let mut reject = approval(&log.v1, &log.policy_id, &CRITERIA);
+    reject["decision"] = json!("reject");
+    reject["comment"] = json!("drift found after release");
+    log.post(Kind::Approval, reject, &log.actors.approver2);
+
+    let r1 = log.evidence("r1.evidence", &["--request-id", "req-1"]);
+    let out = ok(&verify_cli(&log.dir, &r1, &policy));
+    assert!(out.contains(&format!("version {}", log.v1)), "{out}");
+    assert!(out.contains("Rejected by bob.audit.test"), "{out}");
+    let approvals = Evidence::parse(&r1)
+        .unwrap()
+        .items
+        .iter()
+        .filter(|i| i.role == Role::Approval)
+        .count();
+    assert_eq!(approvals, 3, "both approvals and the later rejection");
+}

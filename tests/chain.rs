@@ -1052,9 +1052,10 @@ fn every_rule_violation_is_refused_and_nothing_written() {
         &chain.approver2,
     );
     chain.ok(&activate_v1, &chain.approver1);
-    // The version's approvals are each approver's latest decision.
+    // The version's approvals are every decision, in log order (the
+    // approver's latest counts; evidence needs the earlier ones too).
     let ver1 = http.get_json(&format!("/v1/versions/{v1}"));
-    let decisions: BTreeSet<(String, String)> = ver1["approvals"]
+    let decisions: Vec<(String, String)> = ver1["approvals"]
         .as_array()
         .unwrap()
         .iter()
@@ -1067,10 +1068,11 @@ fn every_rule_violation_is_refused_and_nothing_written() {
         .collect();
     assert_eq!(
         decisions,
-        BTreeSet::from([
+        vec![
             (chain.approver1.vkey.clone(), "approve".to_owned()),
+            (chain.approver2.vkey.clone(), "reject".to_owned()),
             (chain.approver2.vkey.clone(), "approve".to_owned()),
-        ]),
+        ],
         "{ver1}"
     );
 

@@ -141,6 +141,7 @@ impl GovernanceRules {
     /// Distinct approvers in the policy in force whose latest decision on
     /// `version` is approve.
     fn approvers(&self, version: &ContentHash) -> Result<Vec<String>, Refused> {
+        // In log order, so each signer's latest decision is the one kept.
         let mut latest: HashMap<String, bool> = self
             .index()
             .approvals(&version.0)

@@ -146,8 +146,9 @@ fn active_at(log: &Log, model: &str, at: Option<&str>) -> Result<Value, ApiError
     }))
 }
 
-/// `GET /v1/versions/<hash>`: the version entry, its card, the latest
-/// approval of each approver, the transitions to or from it, and how many
+/// `GET /v1/versions/<hash>`: the version entry, its card, every approval
+/// decision on it in log order (so evidence can judge a transition by the
+/// decisions made before it), the transitions to or from it, and how many
 /// inferences name it.
 pub async fn version(State(state): State<AppState>, Path(hash): Path<String>) -> Response {
     let hash = match ContentHash::parse(&hash) {

@@ -39,7 +39,7 @@ use crate::entry::ArtefactId;
 use crate::tlog::tile::{TILE_WIDTH, Tile, TileKind, parse_bundle_for};
 
 /// Bumped when the index layout changes; an index of another version is rebuilt.
-const SCHEMA_VERSION: u64 = 4;
+const SCHEMA_VERSION: u64 = 5;
 
 /// redb's page cache, in bytes: the index's memory bound. It holds the
 /// B-trees' branch pages of a 10^7-entry log several times over; leaf reads
@@ -63,8 +63,9 @@ const REQUESTS: TableDefinition<&str, u64> = TableDefinition::new("requests");
 const MODELS: TableDefinition<(&str, u64), ()> = TableDefinition::new("models");
 /// Version hash → (`model_version` leaf index, model).
 const VERSIONS: TableDefinition<&[u8; 32], (u64, &str)> = TableDefinition::new("versions");
-/// (version hash, approver vkey) → (approve?, leaf index): latest decision.
-const APPROVALS: TableDefinition<(&[u8; 32], &str), (bool, u64)> =
+/// (version hash, leaf index) → (approver vkey, approve?): every decision,
+/// in log order, so a decision can be judged as of any later transition.
+const APPROVALS: TableDefinition<(&[u8; 32], u64), (&str, bool)> =
     TableDefinition::new("approvals");
 /// Model → (active version hash, transition leaf index, `at` in Unix ms).
 const ACTIVE: TableDefinition<&str, (&[u8; 32], u64, u64)> = TableDefinition::new("active");
@@ -352,17 +353,15 @@ impl Index {
         }))
     }
 
-    /// Every approver's latest decision on the version with this hash.
+    /// Every decision on the version with this hash, in log order (a
+    /// signer's latest one is the one that counts).
     pub fn approvals(&self, hash: &[u8; 32]) -> Result<Vec<ApprovalRecord>, IndexError> {
         let table = self.db.begin_read()?.open_table(APPROVALS)?;
         let mut out = Vec::new();
-        for kv in table.range((hash, "")..)? {
+        for kv in table.range((hash, 0)..=(hash, u64::MAX))? {
             let (k, v) = kv?;
-            let (h, signer) = k.value();
-            if h != hash {
-                break;
-            }
-            let (approve, index) = v.value();
+            let (_, index) = k.value();
+            let (signer, approve) = v.value();
             out.push(ApprovalRecord {
                 signer: signer.to_owned(),
                 approve,
@@ -483,7 +482,7 @@ struct Tables<'t> {
     requests: redb::Table<'t, &'static str, u64>,
     models: redb::Table<'t, (&'static str, u64), ()>,
     versions: redb::Table<'t, &'static [u8; 32], (u64, &'static str)>,
-    approvals: redb::Table<'t, (&'static [u8; 32], &'static str), (bool, u64)>,
+    approvals: redb::Table<'t, (&'static [u8; 32], u64), (&'static str, bool)>,
     active: redb::Table<'t, &'static str, (&'static [u8; 32], u64, u64)>,
     inferences: redb::Table<'t, &'static [u8; 32], (u64, u64)>,
 }
@@ -516,8 +515,8 @@ impl<'t> Tables<'t> {
             }
             "approval" => {
                 if let (Some(v), Some(decision)) = (version, &body.decision) {
-                    let key = (&v, fields.signer.as_str());
-                    self.approvals.insert(key, (decision == "approve", index))?;
+                    let decision = (fields.signer.as_str(), decision == "approve");
+                    self.approvals.insert((&v, index), decision)?;
                 }
             }
             "transition" => {
@@ -627,13 +626,15 @@ mod tests {
                 model: "m".into()
             })
         );
-        let mut approvals = index.approvals(&hash(V1)).unwrap();
-        approvals.sort_by(|a, b| a.signer.cmp(&b.signer));
-        let latest: Vec<(&str, bool, u64)> = approvals
+        let approvals = index.approvals(&hash(V1)).unwrap();
+        let every: Vec<(&str, bool, u64)> = approvals
             .iter()
             .map(|a| (a.signer.as_str(), a.approve, a.index))
             .collect();
-        assert_eq!(latest, vec![("a1", true, 2), ("a2", true, 8)]);
+        assert_eq!(
+            every,
+            vec![("a1", true, 2), ("a2", false, 3), ("a2", true, 8)]
+        );
         let active = index.active("m").unwrap().unwrap();
         assert_eq!((active.version, active.index), (hash(V1), 4));
         assert_eq!(index.model_history("m").unwrap(), vec![4]);
