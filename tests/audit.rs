@@ -383,15 +383,7 @@ fn evidence_answers_each_question_and_every_tamper_fails_with_its_reason() {
     assert!(out.contains(&format!("Replaced by {}", log.v2)), "{out}");
     let parsed = Evidence::parse(&r1).unwrap();
     let roles: Vec<Role> = parsed.items.iter().map(|i| i.role).collect();
-    for role in [
-        Role::Inference,
-        Role::Version,
-        Role::Card,
-        Role::Approval,
-        Role::Transition,
-        Role::NextTransition,
-        Role::Policy,
-    ] {
+    for role in Role::ALL {
         assert!(roles.contains(&role), "no {role} in {roles:?}");
     }
     // One checkpoint: every proof is against the evidence's own.

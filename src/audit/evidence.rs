@@ -81,7 +81,8 @@ pub enum Role {
 }
 
 impl Role {
-    const ALL: [Role; 7] = [
+    /// Every role, in the order they are described.
+    pub const ALL: [Role; 7] = [
         Role::Inference,
         Role::Version,
         Role::Card,

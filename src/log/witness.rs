@@ -184,30 +184,31 @@ impl WitnessPolicy {
     /// Appends the Prometheus exposition of every witness's status.
     pub fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write as _;
-        for (metric, help, kind) in [
+        type Field = fn(&WitnessStatus) -> &AtomicU64;
+        let metrics: [(&str, &str, &str, Field); 3] = [
             (
                 "modeltrail_witness_up",
                 "1 if the witness's last answer was a valid cosignature.",
                 "gauge",
+                |w| &w.up,
             ),
             (
                 "modeltrail_witness_cosigned_size",
                 "The largest tree size the witness cosigned.",
                 "gauge",
+                |w| &w.cosigned_size,
             ),
             (
                 "modeltrail_witness_failures_total",
                 "add-checkpoint requests to the witness that failed.",
                 "counter",
+                |w| &w.failures,
             ),
-        ] {
+        ];
+        for (metric, help, kind, field) in metrics {
             let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} {kind}");
             for w in &self.witnesses {
-                let value = match kind {
-                    "counter" => w.failures.load(Relaxed),
-                    _ if metric.ends_with("_up") => w.up.load(Relaxed),
-                    _ => w.cosigned_size.load(Relaxed),
-                };
+                let value = field(w).load(Relaxed);
                 let _ = writeln!(out, "{metric}{{witness=\"{}\"}} {value}", w.name);
             }
         }
