@@ -255,8 +255,7 @@ fn without_a_quorum_yet_the_checkpoint_is_not_served() {
 fn unusable_witness_policies_stop_the_log_from_starting() {
     let dir = scratch("bad-policy");
     let log_dir = dir.join("log");
-    let out = common::init(&log_dir, &["--origin", "witnessing.example.test/bad"]);
-    let log_vkey = common::init_vkey(&out, "log vkey:");
+    common::init(&log_dir, &["--origin", "witnessing.example.test/bad"]);
     let w = SignerKey::generate("w.example", KeyType::CosignatureV1)
         .unwrap()
         .verifier();
@@ -290,5 +289,4 @@ fn unusable_witness_policies_stop_the_log_from_starting() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(expected), "{name}: {stderr}");
     }
-    let _ = log_vkey;
 }
