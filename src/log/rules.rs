@@ -25,8 +25,9 @@
 //!   criterion applies to approvals made from then on (each approval states
 //!   the policy it was judged against).
 //!
-//! Committed state lives in the derived index (re-derived on reindex); what a
-//! batch admits is staged here until its checkpoint is durable.
+//! Committed state lives in the derived index (re-derived on reindex), read
+//! through the batch's index transaction; what a batch admits is staged here
+//! until its checkpoint is durable.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,7 +39,7 @@ use crate::entry::{
     Approval, ArtefactId, Body, ContentHash, Decision, Inference, ModelVersion, PolicyBody,
     SignedEntry, Transition, authorise, chain,
 };
-use crate::store::index::{ActiveRecord, Index};
+use crate::store::index::{ActiveRecord, IndexUpdate};
 
 /// The policy in force and which entry it is.
 #[derive(Debug, Clone)]
@@ -101,16 +102,16 @@ impl GovernanceRules {
         self.staged.policy.as_ref().unwrap_or(&self.policy)
     }
 
-    fn index(&self) -> &Index {
-        &self.log.index
-    }
-
     /// The model of a registered version (staged or committed).
-    fn version_model(&self, hash: &ContentHash) -> Result<Option<String>, Refused> {
+    fn version_model(
+        &self,
+        state: &IndexUpdate<'_>,
+        hash: &ContentHash,
+    ) -> Result<Option<String>, Refused> {
         if let Some(model) = self.staged.versions.get(hash) {
             return Ok(Some(model.clone()));
         }
-        let record = self.index().version(&hash.0).map_err(index_failure)?;
+        let record = state.version(&hash.0).map_err(index_failure)?;
         Ok(record.map(|r| r.model))
     }
 
@@ -130,20 +131,27 @@ impl GovernanceRules {
     }
 
     /// The model's active version and when it took effect.
-    fn active(&self, model: &str) -> Result<Option<(ContentHash, u64)>, Refused> {
+    fn active(
+        &self,
+        state: &IndexUpdate<'_>,
+        model: &str,
+    ) -> Result<Option<(ContentHash, u64)>, Refused> {
         if let Some(active) = self.staged.active.get(model) {
             return Ok(Some(*active));
         }
-        let record = self.index().active(model).map_err(index_failure)?;
+        let record = state.active(model).map_err(index_failure)?;
         Ok(record.map(|ActiveRecord { version, at, .. }| (ContentHash(version), at)))
     }
 
     /// Distinct approvers in the policy in force whose latest decision on
     /// `version` is approve.
-    fn approvers(&self, version: &ContentHash) -> Result<Vec<String>, Refused> {
+    fn approvers(
+        &self,
+        state: &IndexUpdate<'_>,
+        version: &ContentHash,
+    ) -> Result<Vec<String>, Refused> {
         // In log order, so each signer's latest decision is the one kept.
-        let mut latest: HashMap<String, bool> = self
-            .index()
+        let mut latest: HashMap<String, bool> = state
             .approvals(&version.0)
             .map_err(index_failure)?
             .into_iter()
@@ -168,12 +176,16 @@ impl GovernanceRules {
         });
     }
 
-    fn admit_version(&mut self, version: &ModelVersion) -> Result<(), Refused> {
+    fn admit_version(
+        &mut self,
+        state: &IndexUpdate<'_>,
+        version: &ModelVersion,
+    ) -> Result<(), Refused> {
         chain::check_version_card(version, self.card_model(&version.card)?.as_deref())
             .map_err(refused)?;
         chain::check_version_new(
             version,
-            self.version_model(&version.version_hash)?.as_deref(),
+            self.version_model(state, &version.version_hash)?.as_deref(),
         )
         .map_err(refused)?;
         self.staged
@@ -182,8 +194,13 @@ impl GovernanceRules {
         Ok(())
     }
 
-    fn admit_approval(&mut self, entry: &SignedEntry, approval: &Approval) -> Result<(), Refused> {
-        let registered = self.version_model(&approval.version_hash)?.is_some();
+    fn admit_approval(
+        &mut self,
+        state: &IndexUpdate<'_>,
+        entry: &SignedEntry,
+        approval: &Approval,
+    ) -> Result<(), Refused> {
+        let registered = self.version_model(state, &approval.version_hash)?.is_some();
         let policy = self.policy();
         chain::check_approval(approval, registered, policy.id, policy.index, &policy.body)
             .map_err(refused)?;
@@ -194,16 +211,20 @@ impl GovernanceRules {
         Ok(())
     }
 
-    fn admit_transition(&mut self, transition: &Transition) -> Result<(), Refused> {
-        chain::check_transition_target(transition, self.version_model(&transition.to)?.as_deref())
-            .map_err(refused)?;
-        let active = self.active(transition.model.as_str())?;
+    fn admit_transition(
+        &mut self,
+        state: &IndexUpdate<'_>,
+        transition: &Transition,
+    ) -> Result<(), Refused> {
+        let target = self.version_model(state, &transition.to)?;
+        chain::check_transition_target(transition, target.as_deref()).map_err(refused)?;
+        let active = self.active(state, transition.model.as_str())?;
         chain::check_transition_from(transition, active).map_err(refused)?;
         let at = transition.at.unix_millis();
         if at > now_ms().saturating_add(self.bounds.max_future_ms) {
             return Err(refuse(422, "transition_time", "at is in the future"));
         }
-        let approvers = self.approvers(&transition.to)?;
+        let approvers = self.approvers(state, &transition.to)?;
         chain::check_transition_approvals(transition, approvers.len(), &self.policy().body)
             .map_err(refused)?;
         self.staged
@@ -214,6 +235,7 @@ impl GovernanceRules {
 
     fn admit_inference(
         &mut self,
+        state: &IndexUpdate<'_>,
         inference: &Inference,
         index: u64,
     ) -> Result<Vec<String>, Refused> {
@@ -236,8 +258,10 @@ impl GovernanceRules {
                 ),
             ));
         }
-        let version_model = self.version_model(&inference.version_hash)?;
-        let active = self.active(inference.model.as_str())?.map(|(v, _)| v);
+        let version_model = self.version_model(state, &inference.version_hash)?;
+        let active = self
+            .active(state, inference.model.as_str())?
+            .map(|(v, _)| v);
         let mut warnings: Vec<String> =
             chain::inference_flags(inference, version_model.as_deref(), active)
                 .into_iter()
@@ -246,7 +270,7 @@ impl GovernanceRules {
         let rid = inference.request_id.as_str();
         let earlier = match self.staged.requests.get(rid) {
             Some(&i) => Some(i),
-            None => self.index().lookup_request(rid).map_err(index_failure)?,
+            None => state.lookup_request(rid).map_err(index_failure)?,
         };
         match earlier {
             Some(first) => warnings.push(format!(
@@ -263,6 +287,7 @@ impl GovernanceRules {
 impl ChainRules for GovernanceRules {
     fn admit(
         &mut self,
+        state: &IndexUpdate<'_>,
         entry: &SignedEntry,
         body: &Body,
         index: u64,
@@ -276,10 +301,10 @@ impl ChainRules for GovernanceRules {
                     .cards
                     .insert(entry.id(), card.model.as_str().to_owned());
             }
-            Body::ModelVersion(version) => self.admit_version(version)?,
-            Body::Approval(approval) => self.admit_approval(entry, approval)?,
-            Body::Transition(transition) => self.admit_transition(transition)?,
-            Body::Inference(inference) => return self.admit_inference(inference, index),
+            Body::ModelVersion(version) => self.admit_version(state, version)?,
+            Body::Approval(approval) => self.admit_approval(state, entry, approval)?,
+            Body::Transition(transition) => self.admit_transition(state, transition)?,
+            Body::Inference(inference) => return self.admit_inference(state, inference, index),
         }
         Ok(Vec::new())
     }

@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Log, Published};
 use crate::entry::{ArtefactId, Body, SignedEntry};
 use crate::store::fs::FsTileStore;
+use crate::store::index::{IndexError, IndexUpdate};
 use crate::store::writer::TreeWriter;
 use crate::tlog::checkpoint::Checkpoint;
 use crate::tlog::note::{Note, SignerKey};
@@ -87,8 +88,11 @@ pub trait ChainRules: Send + 'static {
     /// Checks `entry` as the leaf at `index`, after everything admitted
     /// before it (earlier entries of the same batch included), and stages its
     /// effects. Returns warnings to pass on to the submitter.
+    /// `state` is the batch's index transaction: the committed state plus
+    /// the IDs this batch has claimed.
     fn admit(
         &mut self,
+        state: &IndexUpdate<'_>,
         entry: &SignedEntry,
         body: &Body,
         index: u64,
@@ -201,41 +205,34 @@ fn integrate(
     if log.index.indexed_size() != start_size
         && let Err(err) = log.index.catch_up(&*log.store, start_size)
     {
-        let refused = Refused::new(
-            500,
-            "index_failure",
-            format!("the log's index is behind and cannot catch up: {err}"),
-        );
-        for s in batch {
-            log.metrics.rejected.fetch_add(1, Relaxed);
-            let _ = s.reply.send(Err(refused.clone()));
-        }
+        refuse_all(log, batch, &index_failure(err));
         return Ok(());
     }
-    let mut next = start_size;
-    let mut in_batch: HashMap<ArtefactId, u64> = HashMap::new();
-    let mut fates = Vec::with_capacity(batch.len());
-    let mut leaves: Vec<Vec<u8>> = Vec::with_capacity(batch.len());
-    for submission in &batch {
-        let id = submission.entry.id();
-        let known = match in_batch.get(&id) {
-            Some(&index) => Some(index),
-            None => log.logged_index(&id, submission.entry.bytes()),
-        };
-        let fate = match known {
-            Some(index) => Fate::Duplicate(index),
-            None => match rules.admit(&submission.entry, &submission.body, next) {
-                Ok(warnings) => {
-                    in_batch.insert(id, next);
-                    leaves.push(submission.entry.bytes().to_vec());
-                    next += 1;
-                    Fate::Append(next - 1, warnings)
-                }
-                Err(refused) => Fate::Refuse(refused),
-            },
-        };
-        fates.push(fate);
-    }
+    // One index transaction per batch: it deduplicates and answers the
+    // rules while the batch is judged, then records it. Dropped without a
+    // commit (a refused batch, a storage failure) it leaves no trace.
+    let txn = match log.index.begin() {
+        Ok(txn) => txn,
+        Err(err) => {
+            refuse_all(log, batch, &index_failure(err));
+            return Ok(());
+        }
+    };
+    let mut update = match txn.update() {
+        Ok(update) => update,
+        Err(err) => {
+            refuse_all(log, batch, &index_failure(err));
+            return Ok(());
+        }
+    };
+    let (fates, leaves) = match judge(log, &mut update, rules, &batch, start_size) {
+        Ok(judged) => judged,
+        Err(err) => {
+            rules.abort();
+            refuse_all(log, batch, &index_failure(err));
+            return Ok(());
+        }
+    };
 
     if !leaves.is_empty() {
         let published = match append_and_sign(log, writer, key, start_size, &leaves) {
@@ -247,16 +244,15 @@ fn integrate(
                     "storage_failure",
                     format!("the log could not store the batch: {err}"),
                 );
-                for s in batch {
-                    log.metrics.rejected.fetch_add(1, Relaxed);
-                    let _ = s.reply.send(Err(refused.clone()));
-                }
+                refuse_all(log, batch, &refused);
                 return Err(err);
             }
         };
         // Index before publishing, so that no reader sees an entry in the
         // checkpoint that the index cannot find yet.
-        if let Err(err) = log.index.record(start_size, &leaves) {
+        let recorded = record(update, start_size, &leaves, published.size)
+            .and_then(|()| log.index.commit(txn));
+        if let Err(err) = recorded {
             // The index is derived: the next batch (or start) catches it up.
             tracing::warn!(%err, "index update failed");
         }
@@ -293,6 +289,85 @@ fn integrate(
         let _ = s.reply.send(answer);
     }
     Ok(())
+}
+
+/// Step 1: decides each member's fate in order — a duplicate of a logged
+/// entry or of an earlier member, refused by the rules, or appended at the
+/// next index — and returns the fates and the leaves to append.
+fn judge(
+    log: &Log,
+    update: &mut IndexUpdate<'_>,
+    rules: &mut dyn ChainRules,
+    batch: &[Submission],
+    start_size: u64,
+) -> Result<(Vec<Fate>, Vec<Vec<u8>>), IndexError> {
+    let mut next = start_size;
+    let mut in_batch: HashMap<ArtefactId, u64> = HashMap::new();
+    let mut fates = Vec::with_capacity(batch.len());
+    let mut leaves: Vec<Vec<u8>> = Vec::with_capacity(batch.len());
+    for submission in batch {
+        let entry = &submission.entry;
+        let id = entry.id();
+        let fate = if let Some(&index) = in_batch.get(&id) {
+            Fate::Duplicate(index)
+        } else {
+            // Claiming the ID looks it up and maps it in one B-tree walk;
+            // the entry it names is checked before the answer is trusted.
+            let earlier = update.claim_id(&id, next)?;
+            match earlier {
+                Some(index) if log.entry(index).as_deref() == Some(entry.bytes()) => {
+                    Fate::Duplicate(index)
+                }
+                _ => match rules.admit(update, entry, &submission.body, next) {
+                    Ok(warnings) => {
+                        in_batch.insert(id, next);
+                        leaves.push(entry.bytes().to_vec());
+                        next += 1;
+                        Fate::Append(next - 1, warnings)
+                    }
+                    Err(refused) => {
+                        if earlier.is_none() {
+                            update.release_id(&id)?;
+                        }
+                        Fate::Refuse(refused)
+                    }
+                },
+            }
+        };
+        fates.push(fate);
+    }
+    Ok((fates, leaves))
+}
+
+/// Step 4's index half: records the appended `leaves` (from `first`) and
+/// the new indexed `size` in the batch's transaction.
+fn record(
+    mut update: IndexUpdate<'_>,
+    first: u64,
+    leaves: &[Vec<u8>],
+    size: u64,
+) -> Result<(), IndexError> {
+    for (index, leaf) in (first..).zip(leaves) {
+        update.record_fields(index, leaf)?;
+    }
+    update.finish(size)
+}
+
+/// Answers every member of `batch` with `refused`.
+fn refuse_all(log: &Log, batch: Vec<Submission>, refused: &Refused) {
+    for s in batch {
+        log.metrics.rejected.fetch_add(1, Relaxed);
+        let _ = s.reply.send(Err(refused.clone()));
+    }
+}
+
+/// The refusal of a batch the index cannot judge.
+fn index_failure(err: impl std::fmt::Display) -> Refused {
+    Refused::new(
+        500,
+        "index_failure",
+        format!("the log's index failed: {err}"),
+    )
 }
 
 /// Steps 2 and 3: durable tiles, then the signed checkpoint, durably

@@ -11,9 +11,10 @@
 //! bytes, so the ID map also deduplicates identical submissions. Callers
 //! check every answer against the entry it points to before serving it.
 //!
-//! **Durability.** Each [`Index::record`] is one redb transaction holding
-//! the entries' keys *and* the new indexed size, so the index is always a
-//! consistent prefix of the log. Most commits are non-durable (no fsync);
+//! **Durability.** Each sequencer batch ([`Index::begin`], [`IndexUpdate`])
+//! and each [`Index::record`] is one redb transaction holding the entries'
+//! keys *and* the new indexed size, so the index is always a consistent
+//! prefix of the log. Most commits are non-durable (no fsync);
 //! one commit every [`DURABLE_EVERY`], and [`Index::flush`], are durable
 //! with redb's quick-repair (the allocator state is saved with the commit),
 //! so opening after a crash neither walks the database nor replays more than
@@ -25,6 +26,7 @@
 //! transaction's dirty pages, whatever the log's size: redb reads the file
 //! with `pread`, not `mmap`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -293,7 +295,7 @@ impl Index {
                 next = first + entries.len() as u64;
                 bundles += 1;
             }
-            self.commit(txn)?;
+            self.commit_write(txn)?;
         }
         Ok(())
     }
@@ -304,12 +306,22 @@ impl Index {
     pub fn record<E: AsRef<[u8]>>(&self, first: u64, entries: &[E]) -> Result<(), IndexError> {
         let txn = self.db.begin_write()?;
         record_in(&txn, first, entries)?;
-        self.commit(txn)
+        self.commit_write(txn)
+    }
+
+    /// Opens the write transaction of one sequencer batch (see [`IndexTxn`]).
+    pub fn begin(&self) -> Result<IndexTxn, IndexError> {
+        Ok(IndexTxn(self.db.begin_write()?))
+    }
+
+    /// Commits what [`IndexTxn::update`] recorded and finished.
+    pub fn commit(&self, txn: IndexTxn) -> Result<(), IndexError> {
+        self.commit_write(txn.0)
     }
 
     /// Commits durably (with quick-repair state) if the last durable commit
     /// is [`DURABLE_EVERY`] old, otherwise without waiting for the disk.
-    fn commit(&self, mut txn: WriteTransaction) -> Result<(), IndexError> {
+    fn commit_write(&self, mut txn: WriteTransaction) -> Result<(), IndexError> {
         let mut last = self.last_durable.lock().expect("lock poisoned");
         let durable = last.elapsed() >= DURABLE_EVERY;
         if durable {
@@ -343,45 +355,18 @@ impl Index {
 
     /// The registered version with this hash.
     pub fn version(&self, hash: &[u8; 32]) -> Result<Option<VersionRecord>, IndexError> {
-        let table = self.db.begin_read()?.open_table(VERSIONS)?;
-        Ok(table.get(hash)?.map(|v| {
-            let (index, model) = v.value();
-            VersionRecord {
-                index,
-                model: model.to_owned(),
-            }
-        }))
+        version_in(&self.db.begin_read()?.open_table(VERSIONS)?, hash)
     }
 
     /// Every decision on the version with this hash, in log order (a
     /// signer's latest one is the one that counts).
     pub fn approvals(&self, hash: &[u8; 32]) -> Result<Vec<ApprovalRecord>, IndexError> {
-        let table = self.db.begin_read()?.open_table(APPROVALS)?;
-        let mut out = Vec::new();
-        for kv in table.range((hash, 0)..=(hash, u64::MAX))? {
-            let (k, v) = kv?;
-            let (_, index) = k.value();
-            let (signer, approve) = v.value();
-            out.push(ApprovalRecord {
-                signer: signer.to_owned(),
-                approve,
-                index,
-            });
-        }
-        Ok(out)
+        approvals_in(&self.db.begin_read()?.open_table(APPROVALS)?, hash)
     }
 
     /// The version a model's latest transition activated, if any.
     pub fn active(&self, model: &str) -> Result<Option<ActiveRecord>, IndexError> {
-        let table = self.db.begin_read()?.open_table(ACTIVE)?;
-        Ok(table.get(model)?.map(|v| {
-            let (version, index, at) = v.value();
-            ActiveRecord {
-                version: *version,
-                index,
-                at,
-            }
-        }))
+        active_in(&self.db.begin_read()?.open_table(ACTIVE)?, model)
     }
 
     /// How many inference entries name the version with this hash.
@@ -451,32 +436,34 @@ fn record_in<E: AsRef<[u8]>>(
     first: u64,
     entries: &[E],
 ) -> Result<(), IndexError> {
-    let mut tables = Tables::open(txn)?;
-    let mut last_policy = None;
+    let mut update = IndexUpdate::open(txn)?;
     for (i, entry) in entries.iter().enumerate() {
         let index = first + i as u64;
         let bytes = entry.as_ref();
-        let id = ArtefactId::of(bytes).0;
-        if tables.ids.get(&id)?.is_none() {
-            tables.ids.insert(&id, index)?;
-        }
-        let Ok(fields) = serde_json::from_slice::<IndexedFields>(bytes) else {
-            continue;
-        };
-        if fields.kind == "policy" {
-            last_policy = Some(index);
-        }
-        tables.record_fields(index, &fields)?;
+        update.claim_id(&ArtefactId::of(bytes), index)?;
+        update.record_fields(index, bytes)?;
     }
-    if let Some(policy) = last_policy {
-        tables.meta.insert("policy", policy)?;
-    }
-    tables.meta.insert("size", first + entries.len() as u64)?;
-    Ok(())
+    update.finish(first + entries.len() as u64)
 }
 
-/// The tables one transaction writes.
-struct Tables<'t> {
+/// A write transaction on the index, for one sequencer batch: open it with
+/// [`Index::begin`], work on it through [`IndexTxn::update`], and make it
+/// count with [`Index::commit`]. Dropped uncommitted, it changes nothing.
+pub struct IndexTxn(WriteTransaction);
+
+impl IndexTxn {
+    /// The tables of this transaction, ready to read and record.
+    pub fn update(&self) -> Result<IndexUpdate<'_>, IndexError> {
+        IndexUpdate::open(&self.0)
+    }
+}
+
+/// The index as one write transaction sees it: reads include what the
+/// transaction recorded. The sequencer deduplicates with
+/// [`IndexUpdate::claim_id`] and judges the chain rules with its reads while
+/// a batch is admitted, then records the batch; catch-up and reindex record
+/// through it too, so there is one derivation of the index from the entries.
+pub struct IndexUpdate<'t> {
     meta: redb::Table<'t, &'static str, u64>,
     ids: redb::Table<'t, &'static [u8; 32], u64>,
     requests: redb::Table<'t, &'static str, u64>,
@@ -485,11 +472,17 @@ struct Tables<'t> {
     approvals: redb::Table<'t, (&'static [u8; 32], u64), (&'static str, bool)>,
     active: redb::Table<'t, &'static str, (&'static [u8; 32], u64, u64)>,
     inferences: redb::Table<'t, &'static [u8; 32], (u64, u64)>,
+    /// The newest policy entry recorded, for `meta["policy"]`.
+    last_policy: Option<u64>,
+    /// Inference indexes recorded per version, in log order, counted into
+    /// [`INFERENCES`] once at [`IndexUpdate::finish`]: a batch of inferences
+    /// of one version updates its counter once, not once per entry.
+    counted: HashMap<[u8; 32], Vec<u64>>,
 }
 
-impl<'t> Tables<'t> {
-    fn open(txn: &'t WriteTransaction) -> Result<Tables<'t>, IndexError> {
-        Ok(Tables {
+impl<'t> IndexUpdate<'t> {
+    fn open(txn: &'t WriteTransaction) -> Result<IndexUpdate<'t>, IndexError> {
+        Ok(IndexUpdate {
             meta: txn.open_table(META)?,
             ids: txn.open_table(IDS)?,
             requests: txn.open_table(REQUESTS)?,
@@ -498,14 +491,64 @@ impl<'t> Tables<'t> {
             approvals: txn.open_table(APPROVALS)?,
             active: txn.open_table(ACTIVE)?,
             inferences: txn.open_table(INFERENCES)?,
+            last_policy: None,
+            counted: HashMap::new(),
         })
     }
 
-    /// Records what the chain rules need of one entry at `index`.
-    fn record_fields(&mut self, index: u64, fields: &IndexedFields) -> Result<(), IndexError> {
+    /// Maps `id` to `index` unless it is mapped already, in one B-tree
+    /// walk. Returns the index it was already mapped to (kept: the first
+    /// occurrence wins), which the caller checks against the entry there.
+    pub fn claim_id(&mut self, id: &ArtefactId, index: u64) -> Result<Option<u64>, IndexError> {
+        let earlier = self.ids.insert(&id.0, index)?.map(|v| v.value());
+        match earlier {
+            Some(earlier) if earlier != index => {
+                self.ids.insert(&id.0, earlier)?;
+                Ok(Some(earlier))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Undoes a [`IndexUpdate::claim_id`] that returned `None`: the entry
+    /// was refused after all.
+    pub fn release_id(&mut self, id: &ArtefactId) -> Result<(), IndexError> {
+        self.ids.remove(&id.0)?;
+        Ok(())
+    }
+
+    /// The registered version with this hash.
+    pub fn version(&self, hash: &[u8; 32]) -> Result<Option<VersionRecord>, IndexError> {
+        version_in(&self.versions, hash)
+    }
+
+    /// Every decision on the version with this hash, in log order.
+    pub fn approvals(&self, hash: &[u8; 32]) -> Result<Vec<ApprovalRecord>, IndexError> {
+        approvals_in(&self.approvals, hash)
+    }
+
+    /// The version a model's latest transition activated, if any.
+    pub fn active(&self, model: &str) -> Result<Option<ActiveRecord>, IndexError> {
+        active_in(&self.active, model)
+    }
+
+    /// The leaf index of the first inference entry with this request ID.
+    pub fn lookup_request(&self, request_id: &str) -> Result<Option<u64>, IndexError> {
+        Ok(self.requests.get(request_id)?.map(|v| v.value()))
+    }
+
+    /// Records what the chain rules and queries need of the entry at
+    /// `index` (its artefact ID is [`IndexUpdate::claim_id`]'s business).
+    /// The entry was verified when it was admitted, so only the fields the
+    /// index needs are read; an entry without them records nothing.
+    pub fn record_fields(&mut self, index: u64, bytes: &[u8]) -> Result<(), IndexError> {
+        let Ok(fields) = serde_json::from_slice::<IndexedFields>(bytes) else {
+            return Ok(());
+        };
         let body = &fields.body;
         let version = body.version_hash.as_deref().and_then(hash_bytes);
         match fields.kind.as_str() {
+            "policy" => self.last_policy = Some(index),
             "model_version" => {
                 if let (Some(v), Some(model)) = (version, &body.model)
                     && self.versions.get(&v)?.is_none()
@@ -532,13 +575,17 @@ impl<'t> Tables<'t> {
                 }
             }
             "inference" => {
-                if let Some(rid) = &body.request_id
-                    && self.requests.get(rid.as_str())?.is_none()
-                {
-                    self.requests.insert(rid.as_str(), index)?;
+                if let Some(rid) = &body.request_id {
+                    let earlier = self
+                        .requests
+                        .insert(rid.as_str(), index)?
+                        .map(|v| v.value());
+                    if let Some(earlier) = earlier.filter(|&e| e < index) {
+                        self.requests.insert(rid.as_str(), earlier)?;
+                    }
                 }
                 if let Some(v) = version {
-                    self.count_inference(&v, index)?;
+                    self.counted.entry(v).or_default().push(index);
                 }
             }
             _ => {}
@@ -546,18 +593,81 @@ impl<'t> Tables<'t> {
         Ok(())
     }
 
-    /// Counts the inference at `index` for version `v`, unless counted.
-    fn count_inference(&mut self, v: &[u8; 32], index: u64) -> Result<(), IndexError> {
-        let old = self.inferences.get(v)?.map(|g| g.value());
-        let (count, last) = match old {
-            Some((_, last)) if last >= index => return Ok(()),
+    /// Writes the inference counts and the newest policy, and sets the
+    /// indexed size to `size`.
+    pub fn finish(mut self, size: u64) -> Result<(), IndexError> {
+        for (v, indexes) in std::mem::take(&mut self.counted) {
+            self.count_inferences(&v, &indexes)?;
+        }
+        if let Some(policy) = self.last_policy {
+            self.meta.insert("policy", policy)?;
+        }
+        self.meta.insert("size", size)?;
+        Ok(())
+    }
+
+    /// Counts the inferences at `indexes` (ascending) for version `v`,
+    /// those past the last index counted: replaying counts nothing twice.
+    fn count_inferences(&mut self, v: &[u8; 32], indexes: &[u64]) -> Result<(), IndexError> {
+        let (count, last) = match self.inferences.get(v)?.map(|g| g.value()) {
             Some((count, last)) => (count, Some(last)),
             None => (0, None),
         };
-        debug_assert!(last.is_none_or(|l| l < index));
-        self.inferences.insert(v, (count + 1, index))?;
+        let new = match last {
+            Some(last) => &indexes[indexes.partition_point(|&i| i <= last)..],
+            None => indexes,
+        };
+        if let Some(&newest) = new.last() {
+            self.inferences
+                .insert(v, (count + new.len() as u64, newest))?;
+        }
         Ok(())
     }
+}
+
+fn version_in(
+    table: &impl ReadableTable<&'static [u8; 32], (u64, &'static str)>,
+    hash: &[u8; 32],
+) -> Result<Option<VersionRecord>, IndexError> {
+    Ok(table.get(hash)?.map(|v| {
+        let (index, model) = v.value();
+        VersionRecord {
+            index,
+            model: model.to_owned(),
+        }
+    }))
+}
+
+fn approvals_in(
+    table: &impl ReadableTable<(&'static [u8; 32], u64), (&'static str, bool)>,
+    hash: &[u8; 32],
+) -> Result<Vec<ApprovalRecord>, IndexError> {
+    let mut out = Vec::new();
+    for kv in table.range((hash, 0)..=(hash, u64::MAX))? {
+        let (k, v) = kv?;
+        let (_, index) = k.value();
+        let (signer, approve) = v.value();
+        out.push(ApprovalRecord {
+            signer: signer.to_owned(),
+            approve,
+            index,
+        });
+    }
+    Ok(out)
+}
+
+fn active_in(
+    table: &impl ReadableTable<&'static str, (&'static [u8; 32], u64, u64)>,
+    model: &str,
+) -> Result<Option<ActiveRecord>, IndexError> {
+    Ok(table.get(model)?.map(|v| {
+        let (version, index, at) = v.value();
+        ActiveRecord {
+            version: *version,
+            index,
+            at,
+        }
+    }))
 }
 
 /// The 32 bytes of a `b3:` hash, if well formed.
@@ -655,6 +765,39 @@ mod tests {
         index.record(0, &entries[..4]).unwrap();
         index.record(4, &entries[4..]).unwrap();
         assert_state(&index);
+        drop(index);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_claimed_id_keeps_its_first_index_and_a_released_one_is_gone() {
+        let dir = scratch("claim");
+        let index = Index::open(&dir).unwrap();
+        let (a, b) = (ArtefactId::of(b"a"), ArtefactId::of(b"b"));
+        let txn = index.begin().unwrap();
+        let mut update = txn.update().unwrap();
+        assert_eq!(update.claim_id(&a, 0).unwrap(), None);
+        assert_eq!(update.claim_id(&a, 1).unwrap(), Some(0));
+        assert_eq!(
+            update.claim_id(&a, 0).unwrap(),
+            None,
+            "re-claiming its own index"
+        );
+        assert_eq!(update.claim_id(&b, 1).unwrap(), None);
+        update.release_id(&b).unwrap();
+        update.finish(1).unwrap();
+        index.commit(txn).unwrap();
+        assert_eq!(index.lookup_id(&a).unwrap(), Some(0));
+        assert_eq!(index.lookup_id(&b).unwrap(), None);
+        assert_eq!(index.indexed_size(), 1);
+        // Dropped without a commit, a transaction leaves nothing.
+        let txn = index.begin().unwrap();
+        let mut update = txn.update().unwrap();
+        update.claim_id(&b, 1).unwrap();
+        update.finish(2).unwrap();
+        drop(txn);
+        assert_eq!(index.lookup_id(&b).unwrap(), None);
+        assert_eq!(index.indexed_size(), 1);
         drop(index);
         std::fs::remove_dir_all(&dir).unwrap();
     }
