@@ -525,7 +525,7 @@ fn oversized_entries_are_refused_before_anything_is_written() {
     assert_eq!(store.stats().puts, 0);
     assert_eq!(w.size(), 0);
     // Empty batches write nothing either.
-    assert_eq!(w.append(&[]).unwrap(), (0, empty_tree_hash()));
+    assert_eq!(w.append::<Vec<u8>>(&[]).unwrap(), (0, empty_tree_hash()));
     assert_eq!(store.stats().puts, 0);
     // The largest entry fits.
     let mut r = Reference::new(9);

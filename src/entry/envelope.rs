@@ -114,13 +114,63 @@ impl EntryEnvelope {
 
     /// Verifies `sig` by `signer` over the kind and body (`verify_strict`).
     pub fn verify_signature(&self) -> Result<(), EntryError> {
-        let msg = signed_message(self.kind, &to_canonical(&self.body));
+        self.verify_signature_over(&to_canonical(&self.body))
+    }
+
+    /// [`EntryEnvelope::verify_signature`] given the body's canonical bytes.
+    fn verify_signature_over(&self, canonical_body: &[u8]) -> Result<(), EntryError> {
+        let msg = signed_message(self.kind, canonical_body);
         verify_ed25519(self.signer.public_key(), &msg, &self.sig).map_err(|_| {
             EntryError::BadSignature {
                 signer: self.signer.to_string(),
             }
         })
     }
+
+    /// The canonical bytes of the body inside `bytes`, the canonical entry
+    /// this envelope was parsed from, found without serialising the body
+    /// again: members are sorted, so a canonical entry is `{"body":` +
+    /// canonical body + `,"kind":` …; `None` if `bytes` is not of that shape.
+    fn canonical_body_in<'a>(&self, bytes: &'a [u8]) -> Option<&'a [u8]> {
+        const HEAD: &[u8] = b"{\"body\":";
+        let rest = bytes.strip_prefix(HEAD)?;
+        let end = object_end(rest)?;
+        rest[end..]
+            .starts_with(b",\"kind\":")
+            .then_some(&rest[..end])
+    }
+}
+
+/// The length of the JSON object at the start of `json`, which must be valid
+/// JSON: the scan only tracks strings and nesting.
+fn object_end(json: &[u8]) -> Option<usize> {
+    if json.first() != Some(&b'{') {
+        return None;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, &b) in json.iter().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The message `sig` covers.
@@ -161,7 +211,13 @@ impl SignedEntry {
         known: impl Fn(&str) -> Option<VerifierKey>,
     ) -> Result<SignedEntry, EntryError> {
         let envelope = EntryEnvelope::parse(bytes, known)?;
-        envelope.verify_signature()?;
+        match envelope.canonical_body_in(bytes) {
+            Some(body) => {
+                debug_assert_eq!(body, to_canonical(&envelope.body).as_slice());
+                envelope.verify_signature_over(body)?;
+            }
+            None => envelope.verify_signature()?,
+        }
         Ok(SignedEntry {
             bytes: bytes.to_vec(),
             id: ArtefactId::of(bytes),
@@ -310,5 +366,24 @@ mod tests {
         let err = SignedEntry::sign(Kind::Policy, json!({"s": "x".repeat(MAX_ENTRY_SIZE)}), &k)
             .unwrap_err();
         assert_eq!(err.code(), "entry_too_large");
+    }
+
+    #[test]
+    fn the_body_is_found_in_place_whatever_its_strings_hold() {
+        let k = key("s", 7);
+        let tricky = json!({
+            "a": "} ] { [ \\\" ,\"kind\":",
+            "b": [{"c": "\u{1}\u{7f}é"}, [], {}],
+            "z": {"kind": "x"}
+        });
+        let entry = SignedEntry::sign(Kind::Inference, tricky.clone(), &k).unwrap();
+        let envelope = EntryEnvelope::parse(entry.bytes(), |_| None).unwrap();
+        assert_eq!(
+            envelope.canonical_body_in(entry.bytes()),
+            Some(to_canonical(&tricky).as_slice())
+        );
+        assert_eq!(object_end(b"{\"a\":\"}\"}x"), Some(9));
+        assert_eq!(object_end(b"{\"a\":[}"), None);
+        assert_eq!(object_end(b"[]"), None);
     }
 }

@@ -147,8 +147,13 @@ impl ArtefactId {
 
 impl fmt::Display for ArtefactId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("b3:")?;
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = *b"b3:0000000000000000000000000000000000000000000000000000000000000000";
+        for (i, b) in self.0.iter().enumerate() {
+            text[3 + 2 * i] = HEX[usize::from(b >> 4)];
+            text[4 + 2 * i] = HEX[usize::from(b & 0xf)];
+        }
+        f.write_str(std::str::from_utf8(&text).expect("ASCII"))
     }
 }
 

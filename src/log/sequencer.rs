@@ -225,7 +225,7 @@ fn integrate(
             return Ok(());
         }
     };
-    let (fates, leaves) = match judge(log, &mut update, rules, &batch, start_size) {
+    let (fates, appended) = match judge(log, &mut update, rules, &batch, start_size) {
         Ok(judged) => judged,
         Err(err) => {
             rules.abort();
@@ -234,6 +234,8 @@ fn integrate(
         }
     };
 
+    // The leaves are borrowed from the submissions, not copied.
+    let leaves: Vec<&[u8]> = appended.iter().map(|&i| batch[i].entry.bytes()).collect();
     if !leaves.is_empty() {
         let published = match append_and_sign(log, writer, key, start_size, &leaves) {
             Ok(published) => published,
@@ -293,19 +295,20 @@ fn integrate(
 
 /// Step 1: decides each member's fate in order — a duplicate of a logged
 /// entry or of an earlier member, refused by the rules, or appended at the
-/// next index — and returns the fates and the leaves to append.
+/// next index — and returns the fates and the positions in `batch` of the
+/// members to append, in order.
 fn judge(
     log: &Log,
     update: &mut IndexUpdate<'_>,
     rules: &mut dyn ChainRules,
     batch: &[Submission],
     start_size: u64,
-) -> Result<(Vec<Fate>, Vec<Vec<u8>>), IndexError> {
+) -> Result<(Vec<Fate>, Vec<usize>), IndexError> {
     let mut next = start_size;
     let mut in_batch: HashMap<ArtefactId, u64> = HashMap::new();
     let mut fates = Vec::with_capacity(batch.len());
-    let mut leaves: Vec<Vec<u8>> = Vec::with_capacity(batch.len());
-    for submission in batch {
+    let mut appended = Vec::with_capacity(batch.len());
+    for (position, submission) in batch.iter().enumerate() {
         let entry = &submission.entry;
         let id = entry.id();
         let fate = if let Some(&index) = in_batch.get(&id) {
@@ -321,7 +324,7 @@ fn judge(
                 _ => match rules.admit(update, entry, &submission.body, next) {
                     Ok(warnings) => {
                         in_batch.insert(id, next);
-                        leaves.push(entry.bytes().to_vec());
+                        appended.push(position);
                         next += 1;
                         Fate::Append(next - 1, warnings)
                     }
@@ -336,7 +339,7 @@ fn judge(
         };
         fates.push(fate);
     }
-    Ok((fates, leaves))
+    Ok((fates, appended))
 }
 
 /// Step 4's index half: records the appended `leaves` (from `first`) and
@@ -344,7 +347,7 @@ fn judge(
 fn record(
     mut update: IndexUpdate<'_>,
     first: u64,
-    leaves: &[Vec<u8>],
+    leaves: &[&[u8]],
     size: u64,
 ) -> Result<(), IndexError> {
     for (index, leaf) in (first..).zip(leaves) {
@@ -377,7 +380,7 @@ fn append_and_sign(
     writer: &mut TreeWriter<Arc<FsTileStore>>,
     key: &SignerKey,
     old_size: u64,
-    leaves: &[Vec<u8>],
+    leaves: &[&[u8]],
 ) -> Result<Published, String> {
     let (size, root) = writer.append(leaves).map_err(|e| e.to_string())?;
     debug_assert_eq!(size, old_size + leaves.len() as u64);

@@ -74,9 +74,9 @@ pub async fn add(State(state): State<AppState>, bytes: Result<Bytes, BytesReject
 enum BatchResult<'a> {
     Ok {
         index: u64,
-        id: String,
+        id: ArtefactId,
         duplicate: bool,
-        warnings: Vec<String>,
+        warnings: &'a [String],
     },
     Err {
         error: super::error::Detail<'a>,
@@ -136,16 +136,23 @@ pub async fn add_batch(
         .map(|outcome| match outcome {
             Ok((id, a)) => BatchResult::Ok {
                 index: a.index,
-                id: id.to_string(),
+                id: *id,
                 duplicate: a.duplicate,
-                warnings: a.warnings.clone(),
+                warnings: &a.warnings,
             },
             Err(err) => BatchResult::Err {
                 error: err.detail(),
             },
         })
         .collect();
-    Json(serde_json::json!({ "results": results })).into_response()
+    Json(BatchAnswer { results }).into_response()
+}
+
+/// The answer to `POST /v1/entries`, serialised straight from the results
+/// (not through a `serde_json::Value` tree).
+#[derive(Serialize)]
+struct BatchAnswer<'a> {
+    results: Vec<BatchResult<'a>>,
 }
 
 /// Splits a batch body into the exact bytes of each entry: a JSON array

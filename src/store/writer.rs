@@ -285,15 +285,15 @@ impl<S: TileStore> TreeWriter<S> {
     /// (still at its previous size) and the store may hold leftovers beyond
     /// that size, which the next append overwrites; if the checkpoint could
     /// not be written, reopen from the durable checkpoint instead.
-    pub fn append(&mut self, entries: &[Vec<u8>]) -> Result<(u64, Hash), TreeError> {
+    pub fn append<E: AsRef<[u8]>>(&mut self, entries: &[E]) -> Result<(u64, Hash), TreeError> {
         if let Some((index, e)) = entries
             .iter()
             .enumerate()
-            .find(|(_, e)| e.len() > MAX_ENTRY_SIZE)
+            .find(|(_, e)| e.as_ref().len() > MAX_ENTRY_SIZE)
         {
             return Err(TreeError::EntryTooLarge {
                 index,
-                len: e.len(),
+                len: e.as_ref().len(),
             });
         }
         let old = self.size();
@@ -311,7 +311,7 @@ impl<S: TileStore> TreeWriter<S> {
         let mut edge = self.edge.clone();
         let mut full_tiles: HashMap<Tile, Vec<u8>> = HashMap::new();
         for (n, entry) in (old..).zip(entries) {
-            let hashes = stored_hashes(n, entry, &frontier)?;
+            let hashes = stored_hashes(n, entry.as_ref(), &frontier)?;
             for (t, hash) in hashes.iter().step_by(usize::from(TILE_HEIGHT)).enumerate() {
                 let tile_hashes = &mut edge[t];
                 tile_hashes.push(*hash);
@@ -357,7 +357,7 @@ impl<S: TileStore> TreeWriter<S> {
                     if record < old {
                         self.bundle[(record - start) as usize].as_slice()
                     } else {
-                        entries[(record - old) as usize].as_slice()
+                        entries[(record - old) as usize].as_ref()
                     }
                 })
                 .collect();
@@ -369,9 +369,13 @@ impl<S: TileStore> TreeWriter<S> {
         // Commit: nothing below can fail.
         let new_start = new / width * width;
         if new_start > old / width * width {
-            self.bundle = entries[(new_start - old) as usize..].to_vec();
+            self.bundle = entries[(new_start - old) as usize..]
+                .iter()
+                .map(|e| e.as_ref().to_vec())
+                .collect();
         } else {
-            self.bundle.extend(entries.iter().cloned());
+            self.bundle
+                .extend(entries.iter().map(|e| e.as_ref().to_vec()));
         }
         self.frontier = frontier;
         self.edge = edge;
