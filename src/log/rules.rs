@@ -73,6 +73,10 @@ struct Staged {
     active: HashMap<String, (ContentHash, u64)>,
     /// request ID → index of the first inference naming it
     requests: HashMap<String, u64>,
+    /// What this batch read of the committed state: a batch of inferences
+    /// naming one version and model looks each up in the index once.
+    read_versions: HashMap<ContentHash, Option<String>>,
+    read_active: HashMap<String, Option<(ContentHash, u64)>>,
 }
 
 /// The policy and chain rules.
@@ -104,15 +108,20 @@ impl GovernanceRules {
 
     /// The model of a registered version (staged or committed).
     fn version_model(
-        &self,
+        &mut self,
         state: &IndexUpdate<'_>,
         hash: &ContentHash,
     ) -> Result<Option<String>, Refused> {
         if let Some(model) = self.staged.versions.get(hash) {
             return Ok(Some(model.clone()));
         }
+        if let Some(read) = self.staged.read_versions.get(hash) {
+            return Ok(read.clone());
+        }
         let record = state.version(&hash.0).map_err(index_failure)?;
-        Ok(record.map(|r| r.model))
+        let model = record.map(|r| r.model);
+        self.staged.read_versions.insert(*hash, model.clone());
+        Ok(model)
     }
 
     /// The model of a logged card (staged or committed), checked against the entry.
@@ -132,15 +141,20 @@ impl GovernanceRules {
 
     /// The model's active version and when it took effect.
     fn active(
-        &self,
+        &mut self,
         state: &IndexUpdate<'_>,
         model: &str,
     ) -> Result<Option<(ContentHash, u64)>, Refused> {
         if let Some(active) = self.staged.active.get(model) {
             return Ok(Some(*active));
         }
+        if let Some(read) = self.staged.read_active.get(model) {
+            return Ok(*read);
+        }
         let record = state.active(model).map_err(index_failure)?;
-        Ok(record.map(|ActiveRecord { version, at, .. }| (ContentHash(version), at)))
+        let active = record.map(|ActiveRecord { version, at, .. }| (ContentHash(version), at));
+        self.staged.read_active.insert(model.to_owned(), active);
+        Ok(active)
     }
 
     /// Distinct approvers in the policy in force whose latest decision on
