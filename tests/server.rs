@@ -968,6 +968,53 @@ fn identical_entries_are_logged_once() {
 // ---------------------------------------------------------------------------
 
 #[test]
+fn an_index_that_points_an_id_at_another_entry_is_not_trusted() {
+    let fx = Fixture::init("misdirected-id", None);
+    let mut server = Server::start(&fx.dir);
+    let client = server.client();
+    fx.enrol(&client);
+    let a = fx.inference("misdirected-a");
+    let b = fx.inference("misdirected-b");
+    assert_eq!(client.add(a.bytes()).index(), 2);
+    assert_eq!(client.add(b.bytes()).index(), 3);
+    assert_eq!(server.terminate().code(), Some(0));
+
+    // Damage the stopped log's index: a's ID now names b's leaf.
+    {
+        let index = modeltrail::store::index::Index::open(&fx.dir.join("index")).unwrap();
+        let size = index.indexed_size();
+        assert_eq!(size, 4);
+        let txn = index.begin().unwrap();
+        let mut update = txn.update().unwrap();
+        update.remap_id(&a.id(), 3).unwrap();
+        update.finish(size).unwrap();
+        index.commit(txn).unwrap();
+    }
+
+    let server = Server::start(&fx.dir);
+    let client = server.client();
+    let id = a.id().to_string();
+    assert_eq!(
+        client.get(&format!("/v1/artefacts/{id}")).status,
+        404,
+        "a lookup is checked against the entry it points to"
+    );
+    // Resubmitted, a is not answered with b's index: it is logged again,
+    // and its ID then finds the new copy.
+    let r = client.add_array(&[a.bytes()]);
+    assert_eq!(
+        outcomes(&r),
+        vec![Outcome::Logged {
+            index: 4,
+            duplicate: false
+        }]
+    );
+    let found = client.get_json(&format!("/v1/artefacts/{id}"));
+    assert_eq!(found["index"], json!(4), "{found}");
+    assert_eq!(client.entry(4), a.bytes());
+}
+
+#[test]
 fn restart_keeps_the_log_and_rebuilds_the_index() {
     let fx = Fixture::init("restart", None);
     let mut server = Server::start(&fx.dir);

@@ -323,6 +323,9 @@ fn judge(
                 }
                 _ => match rules.admit(update, entry, &submission.body, next) {
                     Ok(warnings) => {
+                        if earlier.is_some() {
+                            update.remap_id(&id, next)?;
+                        }
                         in_batch.insert(id, next);
                         appended.push(position);
                         next += 1;

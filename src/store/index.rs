@@ -510,6 +510,14 @@ impl<'t> IndexUpdate<'t> {
         }
     }
 
+    /// Maps `id` to `index` whatever it was mapped to: for an entry logged
+    /// again because the index pointed its ID at an entry with other bytes
+    /// (a damaged index), so that lookups find the copy that checks out.
+    pub fn remap_id(&mut self, id: &ArtefactId, index: u64) -> Result<(), IndexError> {
+        self.ids.insert(&id.0, index)?;
+        Ok(())
+    }
+
     /// Undoes a [`IndexUpdate::claim_id`] that returned `None`: the entry
     /// was refused after all.
     pub fn release_id(&mut self, id: &ArtefactId) -> Result<(), IndexError> {
