@@ -237,7 +237,20 @@ fn integrate(
     // The leaves are borrowed from the submissions, not copied.
     let leaves: Vec<&[u8]> = appended.iter().map(|&i| batch[i].entry.bytes()).collect();
     if !leaves.is_empty() {
-        let published = match append_and_sign(log, writer, key, start_size, &leaves) {
+        // The tiles are written, synced and signed on a second thread while
+        // this one records the batch in its index transaction: the two are
+        // independent, and the transaction commits only after the checkpoint
+        // is durable (or is dropped if it is not).
+        let size = start_size + leaves.len() as u64;
+        let (stored, recorded) = std::thread::scope(|scope| {
+            let storing = scope.spawn(|| append_and_sign(log, writer, key, start_size, &leaves));
+            let recorded = record(update, start_size, &leaves, size);
+            let stored = storing
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (stored, recorded)
+        });
+        let published = match stored {
             Ok(published) => published,
             Err(err) => {
                 rules.abort();
@@ -252,9 +265,7 @@ fn integrate(
         };
         // Index before publishing, so that no reader sees an entry in the
         // checkpoint that the index cannot find yet.
-        let recorded = record(update, start_size, &leaves, published.size)
-            .and_then(|()| log.index.commit(txn));
-        if let Err(err) = recorded {
+        if let Err(err) = recorded.and_then(|()| log.index.commit(txn)) {
             // The index is derived: the next batch (or start) catches it up.
             tracing::warn!(%err, "index update failed");
         }
