@@ -968,6 +968,73 @@ fn identical_entries_are_logged_once() {
 // ---------------------------------------------------------------------------
 
 #[test]
+fn a_batch_the_store_cannot_write_leaves_no_trace_in_the_index() {
+    let fx = Fixture::init("storage-failure", None);
+    let server = Server::start(&fx.dir);
+    let client = server.client();
+    fx.enrol(&client);
+    let a = fx.inference("storage-a");
+    assert_eq!(client.add(a.bytes()).index(), 2);
+
+    // A directory where the next batch's partial entry bundle must go: the
+    // batch cannot be stored (nothing durable is touched).
+    let partial = fx.dir.join("tiles/tile/entries/000.p/4");
+    std::fs::create_dir(&partial).unwrap();
+    let b = fx.inference("storage-b");
+    let r = client.add_array(&[b.bytes()]);
+    assert_eq!(
+        outcomes(&r),
+        vec![Outcome::Refused("storage_failure".into())]
+    );
+    let id = b.id().to_string();
+    assert_eq!(client.get(&format!("/v1/artefacts/{id}")).status, 404);
+
+    // Once the store works again, b is logged as new (its failed claim was
+    // dropped with the batch's index transaction), and found by its ID.
+    std::fs::remove_dir(&partial).unwrap();
+    let r = client.add_array(&[b.bytes(), a.bytes()]);
+    assert_eq!(
+        outcomes(&r),
+        vec![
+            Outcome::Logged {
+                index: 3,
+                duplicate: false
+            },
+            Outcome::Logged {
+                index: 2,
+                duplicate: true
+            },
+        ]
+    );
+    assert_eq!(
+        client.get_json(&format!("/v1/artefacts/{id}"))["index"],
+        json!(3)
+    );
+    let found = client.get_json("/v1/inferences/storage-b");
+    assert_eq!(found["index"], json!(3), "{found}");
+    assert_eq!(client.entry(3), b.bytes());
+
+    // A fault that also keeps the tree from reopening (its right edge
+    // unreadable): batches are refused, the log does not stop, and it
+    // resumes once the fault is gone.
+    let entries = fx.dir.join("tiles/tile/entries");
+    std::fs::create_dir(entries.join("000.p/5")).unwrap();
+    std::fs::rename(entries.join("000.p/4"), entries.join("000.p.4.away")).unwrap();
+    let c = fx.inference("storage-c");
+    for _ in 0..2 {
+        let r = client.add_array(&[c.bytes()]);
+        assert_eq!(
+            outcomes(&r),
+            vec![Outcome::Refused("storage_failure".into())]
+        );
+    }
+    std::fs::remove_dir(entries.join("000.p/5")).unwrap();
+    std::fs::rename(entries.join("000.p.4.away"), entries.join("000.p/4")).unwrap();
+    assert_eq!(client.add(c.bytes()).index(), 4);
+    assert_eq!(client.entry(4), c.bytes());
+}
+
+#[test]
 fn an_index_that_points_an_id_at_another_entry_is_not_trusted() {
     let fx = Fixture::init("misdirected-id", None);
     let mut server = Server::start(&fx.dir);

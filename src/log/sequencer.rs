@@ -118,33 +118,53 @@ pub struct BatchLimits {
 pub async fn run(
     log: Arc<Log>,
     mut queue: mpsc::Receiver<Submission>,
-    mut writer: TreeWriter<Arc<FsTileStore>>,
+    writer: TreeWriter<Arc<FsTileStore>>,
     mut rules: Box<dyn ChainRules>,
     key: Arc<SignerKey>,
     limits: BatchLimits,
 ) {
+    // `None` after a storage failure until the tree reopens from the last
+    // checkpoint: a fault that passes (a full disk freed, a path fixed)
+    // must not stop the log for good.
+    let mut writer = Some(writer);
     while let Some(batch) = next_batch(&mut queue, limits).await {
         log.metrics.queue_depth.store(queue.len() as u64, Relaxed);
+        let mut tree = match writer.take() {
+            Some(tree) => tree,
+            None => match reopen(&log) {
+                Ok(tree) => tree,
+                Err(err) => {
+                    tracing::error!(%err, "the tree still cannot be reopened; refusing the batch");
+                    let refused = Refused::new(
+                        500,
+                        "storage_failure",
+                        format!("the log cannot reopen its tree from its last checkpoint: {err}"),
+                    );
+                    refuse_all(&log, batch, &refused);
+                    continue;
+                }
+            },
+        };
         let task_log = log.clone();
         let task_key = key.clone();
         let joined = tokio::task::spawn_blocking(move || {
-            let outcome = integrate(&task_log, &mut writer, rules.as_mut(), &task_key, batch);
-            (writer, rules, outcome)
+            let outcome = integrate(&task_log, &mut tree, rules.as_mut(), &task_key, batch);
+            (tree, rules, outcome)
         })
         .await;
-        let Ok((w, r, outcome)) = joined else {
+        let Ok((tree, r, outcome)) = joined else {
             tracing::error!("sequencer batch panicked; stopping the sequencer");
             return;
         };
-        (writer, rules) = (w, r);
-        if let Err(err) = outcome {
-            tracing::error!(%err, "batch not integrated; reopening from the last checkpoint");
-            match reopen(&log) {
-                Ok(w) => writer = w,
-                Err(err) => {
-                    tracing::error!(%err, "cannot reopen the tree; stopping the sequencer");
-                    return;
-                }
+        rules = r;
+        match outcome {
+            Ok(()) => writer = Some(tree),
+            Err(err) => {
+                tracing::error!(%err, "batch not integrated; reopening from the last checkpoint");
+                drop(tree);
+                writer = reopen(&log)
+                    .inspect_err(|err| tracing::error!(%err, "cannot reopen the tree yet"))
+                    .ok();
             }
         }
     }
