@@ -169,14 +169,6 @@ impl Log {
             .ok()
     }
 
-    /// The index of the logged entry with this ID, checked against the entry
-    /// bytes it points to (the index is never trusted on its own).
-    pub fn logged_index(&self, id: &ArtefactId, bytes: &[u8]) -> Option<u64> {
-        let index = self.index.lookup_id(id).ok()??;
-        let logged = self.entry(index)?;
-        (logged == bytes).then_some(index)
-    }
-
     /// The policy entry in force and its index, checked to be a policy.
     pub fn current_policy_entry(&self) -> Option<(u64, Vec<u8>)> {
         let index = self.index.current_policy().ok()??;

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::Log;
-use super::sequencer::{ChainRules, Refused};
+use super::sequencer::{ChainRules, Refused, index_failure};
 use crate::entry::{
     Approval, ArtefactId, Body, ContentHash, Decision, Inference, ModelVersion, PolicyBody,
     SignedEntry, Transition, authorise, chain,
@@ -339,14 +339,6 @@ impl ChainRules for GovernanceRules {
 /// The log's refusal of an entry that breaks a chain rule.
 fn refused(b: chain::Break) -> Refused {
     refuse(b.status, b.code, b.message)
-}
-
-fn index_failure(err: impl std::fmt::Display) -> Refused {
-    refuse(
-        500,
-        "index_failure",
-        format!("the log's index failed: {err}"),
-    )
 }
 
 fn now_ms() -> u64 {

@@ -398,8 +398,8 @@ fn refuse_all(log: &Log, batch: Vec<Submission>, refused: &Refused) {
     }
 }
 
-/// The refusal of a batch the index cannot judge.
-fn index_failure(err: impl std::fmt::Display) -> Refused {
+/// The refusal of an entry or a batch the index cannot judge.
+pub(super) fn index_failure(err: impl std::fmt::Display) -> Refused {
     Refused::new(
         500,
         "index_failure",
