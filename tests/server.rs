@@ -348,6 +348,22 @@ enum Outcome {
     Refused(String),
 }
 
+/// Logged as new at `index`.
+fn new_at(index: u64) -> Outcome {
+    Outcome::Logged {
+        index,
+        duplicate: false,
+    }
+}
+
+/// Already logged, at `index`.
+fn dup_at(index: u64) -> Outcome {
+    Outcome::Logged {
+        index,
+        duplicate: true,
+    }
+}
+
 fn outcomes(r: &Reply) -> Vec<Outcome> {
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()["results"]
@@ -587,22 +603,13 @@ fn batches_answer_every_entry_in_order() {
     assert_eq!(
         got,
         vec![
-            Outcome::Logged {
-                index: 2,
-                duplicate: false
-            },
+            new_at(2),
             Outcome::Refused("bad_signature".into()),
             Outcome::Refused("unknown_signer".into()),
-            Outcome::Logged {
-                index: 3,
-                duplicate: false
-            },
+            new_at(3),
             Outcome::Refused("signer_not_authorised".into()),
             Outcome::Refused("not_canonical_json".into()),
-            Outcome::Logged {
-                index: 4,
-                duplicate: false
-            },
+            new_at(4),
             Outcome::Refused("bad_envelope".into()),
         ],
         "{}",
@@ -623,15 +630,9 @@ fn batches_answer_every_entry_in_order() {
     assert_eq!(
         outcomes(&r),
         vec![
-            Outcome::Logged {
-                index: 5,
-                duplicate: false
-            },
+            new_at(5),
             Outcome::Refused("bad_json".into()),
-            Outcome::Logged {
-                index: 2,
-                duplicate: true
-            },
+            dup_at(2),
             Outcome::Refused("bad_signature".into()),
         ],
         "{}",
@@ -663,21 +664,7 @@ fn batches_answer_every_entry_in_order() {
     let d = fx.inference("batch-d");
     let body = [d.bytes(), b"\r\n\r\n", a.bytes(), b"\r\n"].concat();
     let r = client.post("/v1/entries", "application/x-ndjson", &body);
-    assert_eq!(
-        outcomes(&r),
-        vec![
-            Outcome::Logged {
-                index: 6,
-                duplicate: false
-            },
-            Outcome::Logged {
-                index: 2,
-                duplicate: true
-            },
-        ],
-        "{}",
-        r.text()
-    );
+    assert_eq!(outcomes(&r), vec![new_at(6), dup_at(2),], "{}", r.text());
     assert_eq!(client.entry(6), d.bytes());
 }
 
@@ -918,24 +905,7 @@ fn identical_entries_are_logged_once() {
     let r = client.add_array(&[f.bytes(), f.bytes(), e.bytes(), f.bytes()]);
     assert_eq!(
         outcomes(&r),
-        vec![
-            Outcome::Logged {
-                index: 3,
-                duplicate: false
-            },
-            Outcome::Logged {
-                index: 3,
-                duplicate: true
-            },
-            Outcome::Logged {
-                index: 2,
-                duplicate: true
-            },
-            Outcome::Logged {
-                index: 3,
-                duplicate: true
-            },
-        ],
+        vec![new_at(3), dup_at(3), dup_at(2), dup_at(3),],
         "{}",
         r.text()
     );
@@ -993,19 +963,7 @@ fn a_batch_the_store_cannot_write_leaves_no_trace_in_the_index() {
     // dropped with the batch's index transaction), and found by its ID.
     std::fs::remove_dir(&partial).unwrap();
     let r = client.add_array(&[b.bytes(), a.bytes()]);
-    assert_eq!(
-        outcomes(&r),
-        vec![
-            Outcome::Logged {
-                index: 3,
-                duplicate: false
-            },
-            Outcome::Logged {
-                index: 2,
-                duplicate: true
-            },
-        ]
-    );
+    assert_eq!(outcomes(&r), vec![new_at(3), dup_at(2),]);
     assert_eq!(
         client.get_json(&format!("/v1/artefacts/{id}"))["index"],
         json!(3)
@@ -1069,13 +1027,7 @@ fn an_index_that_points_an_id_at_another_entry_is_not_trusted() {
     // Resubmitted, a is not answered with b's index: it is logged again,
     // and its ID then finds the new copy.
     let r = client.add_array(&[a.bytes()]);
-    assert_eq!(
-        outcomes(&r),
-        vec![Outcome::Logged {
-            index: 4,
-            duplicate: false
-        }]
-    );
+    assert_eq!(outcomes(&r), vec![new_at(4)]);
     let found = client.get_json(&format!("/v1/artefacts/{id}"));
     assert_eq!(found["index"], json!(4), "{found}");
     assert_eq!(client.entry(4), a.bytes());
@@ -1096,13 +1048,7 @@ fn restart_keeps_the_log_and_rebuilds_the_index() {
         .collect();
     let r = client.add_array(&batch.iter().map(SignedEntry::bytes).collect::<Vec<_>>());
     for (i, o) in outcomes(&r).into_iter().enumerate() {
-        assert_eq!(
-            o,
-            Outcome::Logged {
-                index: 3 + i as u64,
-                duplicate: false
-            }
-        );
+        assert_eq!(o, new_at(3 + i as u64));
     }
     logged.extend(batch.iter().map(|e| e.bytes().to_vec()));
     let (before, _) = client.checkpoint(&fx.log_vkey);
@@ -1132,19 +1078,7 @@ fn restart_keeps_the_log_and_rebuilds_the_index() {
     assert_eq!(client.add(c.bytes()).index(), 8);
     logged.push(c.bytes().to_vec());
     let r = client.add_ndjson(&[fx.inference("restart-d").bytes(), a.bytes()]);
-    assert_eq!(
-        outcomes(&r),
-        vec![
-            Outcome::Logged {
-                index: 9,
-                duplicate: false
-            },
-            Outcome::Logged {
-                index: 2,
-                duplicate: true
-            },
-        ]
-    );
+    assert_eq!(outcomes(&r), vec![new_at(9), dup_at(2),]);
     logged.push(fx.inference("restart-d").into_bytes());
     let (grown, _) = client.checkpoint(&fx.log_vkey);
     assert_eq!(grown.size, 10);
@@ -1604,19 +1538,7 @@ fn a_batch_can_enrol_a_signer_and_use_it() {
     // The same inference alone, before the enrolment, is refused.
     assert_eq!(client.add(inference.bytes()).code(), "unknown_signer");
     let r = client.add_array(&[enrolment.bytes(), inference.bytes()]);
-    assert_eq!(
-        outcomes(&r),
-        vec![
-            Outcome::Logged {
-                index: 1,
-                duplicate: false
-            },
-            Outcome::Logged {
-                index: 2,
-                duplicate: false
-            },
-        ]
-    );
+    assert_eq!(outcomes(&r), vec![new_at(1), new_at(2),]);
     // The sequencer still judges the roster: a stranger after a policy entry
     // in the same request is refused by it, and nothing of it is logged.
     let stranger = inference_by(
