@@ -86,6 +86,11 @@ pub(super) struct BenchArgs {
     /// (without it checkpoints are parsed unverified, and the report says so).
     #[arg(long)]
     log_vkey: Option<String>,
+    /// Random request IDs (32 hex digits, like a UUID) instead of
+    /// `bench-<run>-<n>`, which sort together in the log's request index:
+    /// serving systems with random IDs cost the index a second random insert.
+    #[arg(long, conflicts_with = "raw")]
+    random_request_ids: bool,
     /// Sample this process's resident memory (VmRSS) every second.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -159,7 +164,12 @@ impl BenchArgs {
             (None, _) => self.presign.unwrap_or(DEFAULT_PRESIGN),
         };
         let presign_start = Instant::now();
-        let pool = Arc::new(Pool::build(&payload, count, run_id)?);
+        let ids = if self.random_request_ids {
+            RequestIds::Random
+        } else {
+            RequestIds::Clustered
+        };
+        let pool = Arc::new(Pool::build(&payload, count, run_id, ids)?);
         let presign_secs = presign_start.elapsed().as_secs_f64();
         if !self.json && count > 0 {
             eprintln!(
@@ -310,11 +320,11 @@ impl Chunk {
 
 impl Pool {
     /// Signs (or makes) `count` distinct entries on every core.
-    fn build(payload: &Payload, count: usize, run: u64) -> anyhow::Result<Pool> {
+    fn build(payload: &Payload, count: usize, run: u64, ids: RequestIds) -> anyhow::Result<Pool> {
         let estimate = match payload {
             Payload::None => 0,
             Payload::Raw(size) => *size,
-            Payload::Signed(key) => make_entry(key, run, 0, "")?.len(),
+            Payload::Signed(key) => make_entry(key, run, 0, "", ids)?.len(),
         };
         if count.saturating_mul(estimate) > MAX_POOL_BYTES {
             bail!(
@@ -341,7 +351,7 @@ impl Pool {
                             match payload {
                                 Payload::Signed(key) => chunk
                                     .data
-                                    .extend_from_slice(&make_entry(key, run, n, served_at)?),
+                                    .extend_from_slice(&make_entry(key, run, n, served_at, ids)?),
                                 Payload::Raw(size) => raw_entry(&mut chunk.data, *size, run, n),
                                 Payload::None => {}
                             }
@@ -377,9 +387,34 @@ impl Pool {
     }
 }
 
+/// How the load generator names its inference requests.
+#[derive(Debug, Clone, Copy)]
+enum RequestIds {
+    /// `bench-<run>-<n>`: one run's IDs sort together.
+    Clustered,
+    /// 32 hex digits of BLAKE3 of the clustered ID: spread like UUIDs.
+    Random,
+}
+
+impl RequestIds {
+    fn of(self, run: u64, n: usize) -> String {
+        let clustered = format!("bench-{run:016x}-{n}");
+        match self {
+            RequestIds::Clustered => clustered,
+            RequestIds::Random => blake3::hash(clustered.as_bytes()).to_hex()[..32].to_owned(),
+        }
+    }
+}
+
 /// Inference entry `n` of run `run`, signed by `key`: exactly what
 /// [`SignedEntry::sign`] makes, without its verification pass.
-fn make_entry(key: &SignerKey, run: u64, n: usize, served_at: &str) -> anyhow::Result<Vec<u8>> {
+fn make_entry(
+    key: &SignerKey,
+    run: u64,
+    n: usize,
+    served_at: &str,
+    ids: RequestIds,
+) -> anyhow::Result<Vec<u8>> {
     let commitment = |what: &str| {
         let hash = blake3::hash(format!("{what}/{run:016x}/{n}").as_bytes());
         format!("b3:{}", hash.to_hex())
@@ -387,7 +422,7 @@ fn make_entry(key: &SignerKey, run: u64, n: usize, served_at: &str) -> anyhow::R
     let body = json!({
         "model": "bench-model",
         "version_hash": format!("b3:{}", blake3::hash(b"bench-model v1").to_hex()),
-        "request_id": format!("bench-{run:016x}-{n}"),
+        "request_id": ids.of(run, n),
         "served_at": served_at,
         "input_commitment": commitment("input"),
         "output_commitment": commitment("output"),
@@ -1210,11 +1245,25 @@ mod tests {
     #[test]
     fn hand_built_entries_parse_and_are_distinct() {
         let key = SignerKey::from_seed("bench/serving", KeyType::Ed25519, &[7; 32]).unwrap();
-        let a = make_entry(&key, 1, 0, "2024-01-01T00:00:00.000Z").unwrap();
-        let b = make_entry(&key, 1, 1, "2024-01-01T00:00:00.000Z").unwrap();
+        let a = make_entry(
+            &key,
+            1,
+            0,
+            "2024-01-01T00:00:00.000Z",
+            RequestIds::Clustered,
+        )
+        .unwrap();
+        let b = make_entry(&key, 1, 1, "2024-01-01T00:00:00.000Z", RequestIds::Random).unwrap();
         assert_ne!(a, b);
         let parsed = SignedEntry::parse(&a).unwrap();
         assert_eq!(parsed.kind(), Kind::Inference);
+        assert_eq!(parsed.body()["request_id"], "bench-0000000000000001-0");
+        let random = SignedEntry::parse(&b).unwrap().body()["request_id"].clone();
+        let random = random.as_str().unwrap();
+        assert_eq!(random.len(), 32);
+        assert!(random.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(random, RequestIds::Random.of(1, 1));
+        assert_ne!(RequestIds::Random.of(1, 1), RequestIds::Random.of(1, 2));
         let mut raw = Vec::new();
         raw_entry(&mut raw, 100, 1, 12);
         assert_eq!(raw.len(), 100);
