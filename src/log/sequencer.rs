@@ -8,17 +8,22 @@
 //! The sequencer takes what is queued (up to `max_batch_entries`, waiting at
 //! most `max_batch_age` for more), and per batch:
 //!
-//! 1. deduplicates (against the index and within the batch) and runs the
+//! 1. opens one index transaction, deduplicates in it (against the index,
+//!    by claiming each new artefact ID, and within the batch) and runs the
 //!    [`ChainRules`] on each entry in order, staging their effects;
 //! 2. writes the batch's entry bundles and tiles and syncs them
 //!    ([`TreeWriter::append`]);
 //! 3. signs and atomically replaces the checkpoint;
-//! 4. updates the index, commits the staged rule effects, publishes the
-//!    checkpoint to readers, and only then answers every submitter.
+//! 4. records the batch in the index transaction (on this thread while
+//!    steps 2–3 run on another) and commits it once the checkpoint is
+//!    durable, commits the staged rule effects, publishes the checkpoint to
+//!    readers, and only then answers every submitter.
 //!
 //! If step 2 or 3 fails, nothing of the batch is acknowledged, the staged
-//! effects are dropped and the writer is reopened from the last checkpoint,
-//! whose tree the failed batch's files do not change.
+//! effects and the index transaction are dropped and the writer is reopened
+//! from the last checkpoint, whose tree the failed batch's files do not
+//! change; while it cannot be reopened, batches are refused and the reopen
+//! is retried.
 
 use std::collections::HashMap;
 use std::sync::Arc;
