@@ -282,7 +282,7 @@ impl Index {
     }
 
     /// Indexes every entry from [`Self::indexed_size`] up to `size`, reading
-    /// whole entry bundles; memory stays at [`CATCH_UP_BUNDLES`] bundles.
+    /// whole entry bundles; memory stays at `CATCH_UP_BUNDLES` bundles.
     pub fn catch_up(&self, store: &dyn TileStore, size: u64) -> Result<(), IndexError> {
         let mut next = self.indexed_size();
         while next < size {
