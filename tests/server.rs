@@ -666,6 +666,35 @@ fn batches_answer_every_entry_in_order() {
     let r = client.post("/v1/entries", "application/x-ndjson", &body);
     assert_eq!(outcomes(&r), vec![new_at(6), dup_at(2),], "{}", r.text());
     assert_eq!(client.entry(6), d.bytes());
+
+    // The metrics count what was logged, and every batch that appended
+    // was timed through each sequencer stage.
+    let text = client.get("/metrics").text();
+    let accepted = metric(&text, "modeltrail_submissions_total{outcome=\"accepted\"}");
+    assert_eq!(accepted, 6.0, "{text}");
+    assert_eq!(metric(&text, "modeltrail_batch_size_sum"), 6.0, "{text}");
+    let batches = metric(&text, "modeltrail_batch_size_count");
+    assert!(batches >= 1.0, "{text}");
+    assert_eq!(
+        metric(&text, "modeltrail_batch_store_seconds_count"),
+        batches
+    );
+    assert_eq!(
+        metric(&text, "modeltrail_batch_index_seconds_count"),
+        batches
+    );
+    assert!(metric(&text, "modeltrail_batch_judge_seconds_count") >= batches);
+    assert!(metric(&text, "modeltrail_batch_store_seconds_sum") > 0.0);
+}
+
+/// The value of the Prometheus sample `name` (with its labels) in `text`.
+fn metric(text: &str, name: &str) -> f64 {
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+        .parse()
+        .unwrap()
 }
 
 // ---------------------------------------------------------------------------

@@ -82,6 +82,21 @@ pub struct Metrics {
     /// Seconds from a checkpoint's publication to its cosignatures meeting
     /// the witness quorum.
     pub witness_latency: Histogram,
+    /// Seconds per batch the sequencer spends on each stage (what bounds
+    /// batched throughput as the log grows; BENCHMARKS.md).
+    pub stages: BatchStages,
+}
+
+/// Per-batch time of the sequencer's stages. Their `_sum` divided by the
+/// accepted submissions is the serial time per entry of each stage.
+pub struct BatchStages {
+    /// Deduplication and the chain rules (step 1).
+    pub judge: Histogram,
+    /// Tiles, bundles, fsyncs and the signed checkpoint (steps 2–3).
+    pub store: Histogram,
+    /// Recording the batch in the index (concurrent with `store`) and
+    /// committing it (step 4).
+    pub index: Histogram,
 }
 
 impl Default for Metrics {
@@ -98,6 +113,11 @@ impl Default for Metrics {
             batch_size: Histogram::new(&BATCH_BUCKETS),
             integration_latency: Histogram::new(&LATENCY_BUCKETS),
             witness_latency: Histogram::new(&LATENCY_BUCKETS),
+            stages: BatchStages {
+                judge: Histogram::new(&LATENCY_BUCKETS),
+                store: Histogram::new(&LATENCY_BUCKETS),
+                index: Histogram::new(&LATENCY_BUCKETS),
+            },
         }
     }
 }
@@ -167,6 +187,29 @@ impl Metrics {
             "modeltrail_witness_latency_seconds",
             "Time from a checkpoint's publication to its cosignatures meeting the witness quorum.",
         );
+        for (stage, histogram, help) in [
+            (
+                "judge",
+                &self.stages.judge,
+                "deduplicating a batch and applying the chain rules",
+            ),
+            (
+                "store",
+                &self.stages.store,
+                "writing and syncing a batch's tiles and its signed checkpoint",
+            ),
+            (
+                "index",
+                &self.stages.index,
+                "recording a batch in the index and committing it",
+            ),
+        ] {
+            histogram.render(
+                &mut out,
+                &format!("modeltrail_batch_{stage}_seconds"),
+                &format!("Time per batch spent {help}."),
+            );
+        }
         out
     }
 }

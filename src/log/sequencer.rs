@@ -250,7 +250,11 @@ fn integrate(
             return Ok(());
         }
     };
-    let (fates, appended) = match judge(log, &mut update, rules, &batch, start_size) {
+    let judging = Instant::now();
+    let judged = judge(log, &mut update, rules, &batch, start_size);
+    let stages = &log.metrics.stages;
+    stages.judge.observe(judging.elapsed().as_secs_f64());
+    let (fates, appended) = match judged {
         Ok(judged) => judged,
         Err(err) => {
             rules.abort();
@@ -268,8 +272,15 @@ fn integrate(
         // is durable (or is dropped if it is not).
         let size = start_size + leaves.len() as u64;
         let (stored, recorded) = std::thread::scope(|scope| {
-            let storing = scope.spawn(|| append_and_sign(log, writer, key, start_size, &leaves));
+            let storing = scope.spawn(|| {
+                let storing = Instant::now();
+                let stored = append_and_sign(log, writer, key, start_size, &leaves);
+                stages.store.observe(storing.elapsed().as_secs_f64());
+                stored
+            });
+            let recording = Instant::now();
             let recorded = record(update, start_size, &leaves, size);
+            let recorded = recorded.map(|()| recording.elapsed());
             let stored = storing
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -290,7 +301,16 @@ fn integrate(
         };
         // Index before publishing, so that no reader sees an entry in the
         // checkpoint that the index cannot find yet.
-        if let Err(err) = recorded.and_then(|()| log.index.commit(txn)) {
+        // The index's time is its own (recording ran beside the store stage).
+        let committing = Instant::now();
+        let committed = recorded.and_then(|spent| {
+            log.index.commit(txn)?;
+            stages
+                .index
+                .observe((spent + committing.elapsed()).as_secs_f64());
+            Ok(())
+        });
+        if let Err(err) = committed {
             // The index is derived: the next batch (or start) catches it up.
             tracing::warn!(%err, "index update failed");
         }
