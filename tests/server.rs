@@ -35,7 +35,7 @@ use serde_json::{Map, Value, json};
 
 mod common;
 
-use common::{BIN, Client, Reply, Server, scratch};
+use common::{BIN, Client, Reply, Server, metric, scratch};
 
 // ---------------------------------------------------------------------------
 // HTTP helpers specific to these tests
@@ -685,16 +685,6 @@ fn batches_answer_every_entry_in_order() {
     );
     assert!(metric(&text, "modeltrail_batch_judge_seconds_count") >= batches);
     assert!(metric(&text, "modeltrail_batch_store_seconds_sum") > 0.0);
-}
-
-/// The value of the Prometheus sample `name` (with its labels) in `text`.
-fn metric(text: &str, name: &str) -> f64 {
-    let prefix = format!("{name} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
-        .parse()
-        .unwrap()
 }
 
 // ---------------------------------------------------------------------------

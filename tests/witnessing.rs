@@ -74,15 +74,10 @@ fn wait_witnessed(server: &Server, policy: &Policy, size: u64) -> (Checkpoint, V
     }
 }
 
-/// The value of a Prometheus sample line `name{witness="w"} value`.
+/// The value of the sample `name{witness="<witness>"}` at `/metrics`.
 fn witness_metric(client: &Client, name: &str, witness: &str) -> u64 {
     let text = client.get("/metrics").text();
-    let prefix = format!("{name}{{witness=\"{witness}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {prefix} in /metrics:\n{text}"))
-        .parse()
-        .unwrap()
+    common::metric(&text, &format!("{name}{{witness=\"{witness}\"}}")) as u64
 }
 
 fn unwitnessed_size(client: &Client) -> u64 {

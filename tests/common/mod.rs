@@ -438,6 +438,17 @@ pub fn witness_bin() -> &'static Path {
     })
 }
 
+/// The value of the Prometheus sample `name` (labels included, as in
+/// `modeltrail_submissions_total{outcome="accepted"}`) in `/metrics` text.
+pub fn metric(text: &str, name: &str) -> f64 {
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
 /// A port nothing listens on right now, so a witness can be restarted at the
 /// same URL.
 pub fn free_port() -> u16 {
