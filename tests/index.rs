@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use modeltrail::entry::ArtefactId;
 use modeltrail::store::index::{DURABLE_EVERY, Index};
-use modeltrail::store::{FsTileStore, TreeWriter};
+use modeltrail::store::{FsTileStore, TileStore, TreeWriter};
 use modeltrail::tlog::hash::empty_tree_hash;
 
 const ENTRIES: u64 = 1500;
@@ -62,14 +62,18 @@ fn entries(n: u64) -> Vec<Vec<u8>> {
 }
 
 /// Writes the tiles of a log of `n` entries under `dir/tiles`.
-fn write_log(dir: &Path, n: u64) -> FsTileStore {
-    let store = Arc::new(FsTileStore::new(dir.join("tiles")).unwrap());
+fn write_log(dir: &Path, n: u64) -> Arc<dyn TileStore> {
+    let store = tiles(dir);
     let mut writer = TreeWriter::open(store.clone(), 0, empty_tree_hash()).unwrap();
     for chunk in entries(n).chunks(400) {
         writer.append(chunk).unwrap();
     }
-    drop(writer);
-    Arc::into_inner(store).unwrap()
+    store
+}
+
+/// The tiles under `dir/tiles`.
+fn tiles(dir: &Path) -> Arc<dyn TileStore> {
+    Arc::new(FsTileStore::new(dir.join("tiles")).unwrap())
 }
 
 /// Checks every answer of an index of the first `size` entries.
@@ -123,7 +127,8 @@ fn crash_child() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else {
         return;
     };
-    let index = Index::open(&Path::new(&dir).join("index")).unwrap();
+    let dir = Path::new(&dir);
+    let index = Index::open(&dir.join("index"), tiles(dir)).unwrap();
     let all = entries(ENTRIES);
     index.record(0, &all[..DURABLE as usize]).unwrap();
     index.flush().unwrap();
@@ -161,7 +166,7 @@ fn a_crash_after_non_durable_commits_catches_up() {
     let elapsed_ms: u128 = line.rsplit('=').next().unwrap().parse().unwrap();
 
     let index_dir = tmp.0.join("index");
-    let reopened = Index::open(&index_dir).unwrap();
+    let reopened = Index::open(&index_dir, store.clone()).unwrap();
     let durable = reopened.indexed_size();
     assert!((DURABLE..=ENTRIES).contains(&durable), "{durable}");
     if elapsed_ms < DURABLE_EVERY.as_millis() {
@@ -170,7 +175,7 @@ fn a_crash_after_non_durable_commits_catches_up() {
     }
     drop(reopened);
 
-    let index = Index::open_for_log(&index_dir, &store, ENTRIES).unwrap();
+    let index = Index::open_for_log(&index_dir, store.clone(), ENTRIES).unwrap();
     assert!(moved_aside(&index_dir).is_empty(), "caught up, not rebuilt");
     assert_indexes(&index, ENTRIES);
     // Recording what is already indexed again changes nothing.
@@ -183,16 +188,19 @@ fn a_corrupt_index_file_is_moved_aside_and_rebuilt() {
     let tmp = TempDir::new("corrupt");
     let store = write_log(&tmp.0, ENTRIES);
     let index_dir = tmp.0.join("index");
-    let index = Index::open_for_log(&index_dir, &store, ENTRIES).unwrap();
+    let index = Index::open_for_log(&index_dir, store.clone(), ENTRIES).unwrap();
     assert_indexes(&index, ENTRIES);
     drop(index);
 
     let file = index_dir.join("index.redb");
     let len = std::fs::metadata(&file).unwrap().len() as usize;
     std::fs::write(&file, vec![0x5a; len]).unwrap();
-    assert!(Index::open(&index_dir).is_err(), "garbage does not open");
+    assert!(
+        Index::open(&index_dir, store.clone()).is_err(),
+        "garbage does not open"
+    );
 
-    let index = Index::open_for_log(&index_dir, &store, ENTRIES).unwrap();
+    let index = Index::open_for_log(&index_dir, store.clone(), ENTRIES).unwrap();
     let aside = moved_aside(&index_dir);
     assert_eq!(aside.len(), 1, "{aside:?}");
     assert_eq!(
@@ -207,11 +215,11 @@ fn an_index_ahead_of_the_log_is_rebuilt() {
     let tmp = TempDir::new("ahead");
     let store = write_log(&tmp.0, ENTRIES);
     let index_dir = tmp.0.join("index");
-    drop(Index::open_for_log(&index_dir, &store, ENTRIES).unwrap());
+    drop(Index::open_for_log(&index_dir, store.clone(), ENTRIES).unwrap());
 
     // The log is shorter than the index says (an older checkpoint, at a
     // size the writer committed).
-    let index = Index::open_for_log(&index_dir, &store, 800).unwrap();
+    let index = Index::open_for_log(&index_dir, store.clone(), 800).unwrap();
     assert_eq!(moved_aside(&index_dir).len(), 1);
     assert_indexes(&index, 800);
 }
@@ -234,10 +242,10 @@ fn an_index_of_another_schema_is_rebuilt() {
         txn.commit().unwrap();
     }
     assert!(matches!(
-        Index::open(&index_dir),
+        Index::open(&index_dir, store.clone()),
         Err(modeltrail::store::index::IndexError::Schema { found: 1 })
     ));
-    let index = Index::open_for_log(&index_dir, &store, ENTRIES).unwrap();
+    let index = Index::open_for_log(&index_dir, store.clone(), ENTRIES).unwrap();
     assert_eq!(moved_aside(&index_dir).len(), 1);
     assert_indexes(&index, ENTRIES);
 }

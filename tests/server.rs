@@ -1021,18 +1021,25 @@ fn an_index_that_points_an_id_at_another_entry_is_not_trusted() {
     let b = fx.inference("misdirected-b");
     assert_eq!(client.add(a.bytes()).index(), 2);
     assert_eq!(client.add(b.bytes()).index(), 3);
+    let logged = [client.entry(0), client.entry(1)];
     assert_eq!(server.terminate().code(), Some(0));
 
-    // Damage the stopped log's index: a's ID now names b's leaf.
+    // Damage the stopped log's index: rebuilt with a's ID naming b's leaf
+    // (and a's own pair lost).
     {
-        let index = modeltrail::store::index::Index::open(&fx.dir.join("index")).unwrap();
-        let size = index.indexed_size();
-        assert_eq!(size, 4);
+        use modeltrail::store::{FsTileStore, TileStore, index::Index};
+        let store: Arc<dyn TileStore> = Arc::new(FsTileStore::new(fx.dir.join("tiles")).unwrap());
+        let index = Index::fresh(&fx.dir.join("index"), store).unwrap();
+        index.record(0, &logged[..2]).unwrap();
         let txn = index.begin().unwrap();
         let mut update = txn.update().unwrap();
-        update.remap_id(&a.id(), 3).unwrap();
-        update.finish(size).unwrap();
+        update.add_id(&a.id(), 3);
+        update.add_id(&b.id(), 3);
+        update.record_fields(2, a.bytes()).unwrap();
+        update.record_fields(3, b.bytes()).unwrap();
+        update.finish(4).unwrap();
         index.commit(txn).unwrap();
+        index.flush().unwrap();
     }
 
     let server = Server::start(&fx.dir);

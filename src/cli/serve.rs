@@ -157,9 +157,9 @@ impl ReindexArgs {
             checkpoint.origin == config.origin,
             "the checkpoint's origin is not the configured one"
         );
-        let index =
-            crate::store::index::Index::fresh(&dirs.index()).context("creating a fresh index")?;
-        index.catch_up(&store, checkpoint.size)?;
+        let index = crate::store::index::Index::fresh(&dirs.index(), std::sync::Arc::new(store))
+            .context("creating a fresh index")?;
+        index.catch_up(checkpoint.size)?;
         index.flush()?;
         println!("reindexed {} entries", checkpoint.size);
         Ok(())

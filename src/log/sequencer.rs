@@ -8,9 +8,10 @@
 //! The sequencer takes what is queued (up to `max_batch_entries`, waiting at
 //! most `max_batch_age` for more), and per batch:
 //!
-//! 1. opens one index transaction, deduplicates in it (against the index,
-//!    by claiming each new artefact ID, and within the batch) and runs the
-//!    [`ChainRules`] on each entry in order, staging their effects;
+//! 1. opens one index transaction, deduplicates (against the index, whose
+//!    lookups check the entry they find, and within the batch) and runs the
+//!    [`ChainRules`] on each entry in order, staging their effects and
+//!    adding each admitted entry's artefact ID to the transaction;
 //! 2. writes the batch's entry bundles and tiles and syncs them
 //!    ([`TreeWriter::append`]);
 //! 3. signs and atomically replaces the checkpoint;
@@ -93,8 +94,9 @@ pub trait ChainRules: Send + 'static {
     /// Checks `entry` as the leaf at `index`, after everything admitted
     /// before it (earlier entries of the same batch included), and stages its
     /// effects. Returns warnings to pass on to the submitter.
-    /// `state` is the batch's index transaction: the committed state plus
-    /// the IDs this batch has claimed.
+    /// `state` is the batch's index transaction, read before the batch is
+    /// recorded in it: the committed state (the rules stage what earlier
+    /// members of the batch change).
     fn admit(
         &mut self,
         state: &IndexUpdate<'_>,
@@ -228,7 +230,7 @@ fn integrate(
     // The rules judge by the index: if an earlier batch's index update
     // failed, bring it up to the published tree first, or refuse the batch.
     if log.index.indexed_size() != start_size
-        && let Err(err) = log.index.catch_up(&*log.store, start_size)
+        && let Err(err) = log.index.catch_up(start_size)
     {
         refuse_all(log, batch, &index_failure(err));
         return Ok(());
@@ -251,7 +253,7 @@ fn integrate(
         }
     };
     let judging = Instant::now();
-    let judged = judge(log, &mut update, rules, &batch, start_size);
+    let judged = judge(&mut update, rules, &batch, start_size);
     let stages = &log.metrics.stages;
     stages.judge.observe(judging.elapsed().as_secs_f64());
     let (fates, appended) = match judged {
@@ -354,7 +356,6 @@ fn integrate(
 /// next index — and returns the fates and the positions in `batch` of the
 /// members to append, in order.
 fn judge(
-    log: &Log,
     update: &mut IndexUpdate<'_>,
     rules: &mut dyn ChainRules,
     batch: &[Submission],
@@ -369,31 +370,19 @@ fn judge(
         let id = entry.id();
         let fate = if let Some(&index) = in_batch.get(&id) {
             Fate::Duplicate(index)
+        } else if let Some(index) = update.lookup_id(&id)? {
+            // The lookup checked the entry there: it has this ID.
+            Fate::Duplicate(index)
         } else {
-            // Claiming the ID looks it up and maps it in one B-tree walk;
-            // the entry it names is checked before the answer is trusted.
-            let earlier = update.claim_id(&id, next)?;
-            match earlier {
-                Some(index) if log.entry(index).as_deref() == Some(entry.bytes()) => {
-                    Fate::Duplicate(index)
+            match rules.admit(update, entry, &submission.body, next) {
+                Ok(warnings) => {
+                    update.add_id(&id, next);
+                    in_batch.insert(id, next);
+                    appended.push(position);
+                    next += 1;
+                    Fate::Append(next - 1, warnings)
                 }
-                _ => match rules.admit(update, entry, &submission.body, next) {
-                    Ok(warnings) => {
-                        if earlier.is_some() {
-                            update.remap_id(&id, next)?;
-                        }
-                        in_batch.insert(id, next);
-                        appended.push(position);
-                        next += 1;
-                        Fate::Append(next - 1, warnings)
-                    }
-                    Err(refused) => {
-                        if earlier.is_none() {
-                            update.release_id(&id)?;
-                        }
-                        Fate::Refuse(refused)
-                    }
-                },
+                Err(refused) => Fate::Refuse(refused),
             }
         };
         fates.push(fate);

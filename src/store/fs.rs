@@ -384,7 +384,7 @@ fn fsync_file(path: &Path) -> io::Result<()> {
 }
 
 /// Makes a directory's entries durable (Unix; a no-op elsewhere).
-fn fsync_dir(path: &Path) -> io::Result<()> {
+pub(crate) fn fsync_dir(path: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
         File::open(path)

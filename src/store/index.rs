@@ -1,15 +1,19 @@
-//! The derived index (redb): artefact ID → leaf index, inference request ID
-//! → leaf index, model → transition leaf indexes, the governance chain's
-//! state (registered versions, approvals per version, the active version per
-//! model, inferences per version), and the tree size indexed.
+//! The derived index: artefact ID → leaf index and inference request ID →
+//! leaf index (two [`IdMap`]s: one entry each per logged entry, at random
+//! keys), and in redb model → transition leaf indexes, the governance
+//! chain's state (registered versions, approvals per version, the active
+//! version per model, inferences per version) and the tree size indexed.
 //!
 //! The index is never the only copy of anything (design decision 4: the
 //! tlog-tiles entry bundles are the source of truth). It is rebuilt from the
 //! entry bundles when it is missing, fails to open, has another schema, or
 //! claims more entries than the checkpoint; on start it catches up from the
 //! size it indexed to the checkpoint's. Artefact IDs are BLAKE3 of the leaf
-//! bytes, so the ID map also deduplicates identical submissions. Callers
-//! check every answer against the entry it points to before serving it.
+//! bytes, so the ID map also deduplicates identical submissions. The ID maps
+//! answer with candidate leaves under a 64-bit key; [`Index::lookup_id`] and
+//! [`Index::lookup_request`] read each candidate's entry from the tiles and
+//! answer only with one that checks out, so a damaged map can make a lookup
+//! miss but never point at the wrong entry.
 //!
 //! **Durability.** Each sequencer batch ([`Index::begin`], [`IndexUpdate`])
 //! and each [`Index::record`] is one redb transaction holding the entries'
@@ -19,16 +23,24 @@
 //! with redb's quick-repair (the allocator state is saved with the commit),
 //! so opening after a crash neither walks the database nor replays more than
 //! the entries of the last second, which [`Index::catch_up`] re-reads from
-//! the tiles. Recording stays idempotent (first index wins; inference counts
-//! carry the last index they counted), so replaying is always harmless.
+//! the tiles. The ID maps join the batch's pairs once its redb transaction
+//! has committed and survive a crash up to their own covered size (see
+//! [`super::idmap`]); the indexed size is the least of the three, and
+//! recording stays idempotent (first index wins; inference counts carry the
+//! last index they counted; a map takes only leaves past its size), so
+//! replaying is always harmless.
 //!
 //! **Memory** is redb's page cache ([`CACHE_BYTES`]) plus the current
-//! transaction's dirty pages, whatever the log's size: redb reads the file
-//! with `pread`, not `mmap`.
+//! transaction's dirty pages, plus per ID map a memtable of at most
+//! [`FLUSH_PAIRS`](super::idmap::FLUSH_PAIRS) pairs and ~1.3 bytes per
+//! logged entry of Bloom filter and fences: redb and the maps read their
+//! files with `pread`, not `mmap`.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redb::{
@@ -37,11 +49,12 @@ use redb::{
 use serde::Deserialize;
 
 use super::TileStore;
+use super::idmap::{IdMap, IdMapError};
 use crate::entry::ArtefactId;
 use crate::tlog::tile::{TILE_WIDTH, Tile, TileKind, parse_bundle_for};
 
 /// Bumped when the index layout changes; an index of another version is rebuilt.
-const SCHEMA_VERSION: u64 = 5;
+const SCHEMA_VERSION: u64 = 6;
 
 /// redb's page cache, in bytes: the index's memory bound. It holds the
 /// B-trees' branch pages of a 10^7-entry log several times over; leaf reads
@@ -54,13 +67,13 @@ pub const DURABLE_EVERY: Duration = Duration::from_secs(1);
 
 /// The database file inside the index directory.
 const FILE: &str = "index.redb";
+/// The artefact ID map's directory inside the index directory.
+const IDS_DIR: &str = "ids";
+/// The request ID map's directory inside the index directory.
+const REQUESTS_DIR: &str = "requests";
 
 /// `"schema"`, `"size"`, `"policy"` → u64.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// Artefact ID → leaf index of its first occurrence.
-const IDS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("ids");
-/// Inference request ID → leaf index of its first inference.
-const REQUESTS: TableDefinition<&str, u64> = TableDefinition::new("requests");
 /// (model, transition leaf index) → (): a model's history in log order.
 const MODELS: TableDefinition<(&str, u64), ()> = TableDefinition::new("models");
 /// Version hash → (`model_version` leaf index, model).
@@ -96,6 +109,17 @@ pub enum IndexError {
     Schema {
         /// The version found.
         found: u64,
+    },
+    /// An ID map failed or is damaged.
+    #[error("index id map: {0}")]
+    IdMap(#[from] IdMapError),
+    /// An entry a lookup named could not be read from the tiles.
+    #[error("reading entry {index} to check a lookup: {what}")]
+    Entry {
+        /// The entry's leaf index.
+        index: u64,
+        /// What failed.
+        what: String,
     },
 }
 
@@ -176,20 +200,30 @@ pub struct ActiveRecord {
     pub at: u64,
 }
 
-/// The index of a log: one redb database file in its own directory.
+/// The index of a log: a redb database file and two ID maps in one
+/// directory, and the tiles its lookups are checked against.
 pub struct Index {
     db: Database,
     /// When the last durable commit was made.
     last_durable: Mutex<Instant>,
+    /// Artefact ID (its first 8 bytes) → leaf indexes.
+    ids: IdMap,
+    /// Request ID (8 bytes of its BLAKE3) → leaf indexes of inferences.
+    requests: IdMap,
+    /// The log's tiles, to check candidates against.
+    store: Arc<dyn TileStore>,
+    /// The largest checkpointed tree size the index was told of: its tiles
+    /// hold every leaf a lookup can name.
+    readable: AtomicU64,
 }
 
 /// How many entry bundles [`Index::catch_up`] records per transaction.
 const CATCH_UP_BUNDLES: u64 = 64;
 
 impl Index {
-    /// Opens (or creates) the index in the directory `path` without checking
-    /// it against the log.
-    pub fn open(path: &Path) -> Result<Index, IndexError> {
+    /// Opens (or creates) the index in the directory `path` for the log
+    /// whose tiles are in `store`, without checking it against the log.
+    pub fn open(path: &Path, store: Arc<dyn TileStore>) -> Result<Index, IndexError> {
         std::fs::create_dir_all(path)?;
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
@@ -197,6 +231,10 @@ impl Index {
         let index = Index {
             db,
             last_durable: Mutex::new(Instant::now()),
+            ids: IdMap::open(&path.join(IDS_DIR))?,
+            requests: IdMap::open(&path.join(REQUESTS_DIR))?,
+            store,
+            readable: AtomicU64::new(0),
         };
         index.check_schema()?;
         Ok(index)
@@ -219,8 +257,6 @@ impl Index {
                 }
             }
             // Every table exists from the start, so readers never find one missing.
-            txn.open_table(IDS)?;
-            txn.open_table(REQUESTS)?;
             txn.open_table(MODELS)?;
             txn.open_table(VERSIONS)?;
             txn.open_table(APPROVALS)?;
@@ -239,27 +275,27 @@ impl Index {
     /// and rebuilt from the tiles.
     pub fn open_for_log(
         path: &Path,
-        store: &dyn TileStore,
+        store: Arc<dyn TileStore>,
         size: u64,
     ) -> Result<Index, IndexError> {
-        let index = match Index::open(path) {
-            Ok(index) if index.indexed_size() <= size => index,
+        let index = match Index::open(path, store.clone()) {
+            Ok(index) if index.ahead_of(size).is_none() => index,
             Ok(index) => {
                 tracing::warn!(
-                    indexed = index.indexed_size(),
+                    indexed = index.ahead_of(size),
                     size,
                     "index is ahead of the log; rebuilding it"
                 );
                 drop(index);
-                Index::fresh(path)?
+                Index::fresh(path, store)?
             }
             Err(err) => {
                 tracing::warn!(%err, "index failed to open; rebuilding it");
-                Index::fresh(path)?
+                Index::fresh(path, store)?
             }
         };
         let from = index.indexed_size();
-        index.catch_up(store, size)?;
+        index.catch_up(size)?;
         if from < size {
             tracing::info!(from, to = size, "index caught up from the tiles");
         }
@@ -267,35 +303,47 @@ impl Index {
     }
 
     /// Moves any index at `path` aside and creates an empty one.
-    pub fn fresh(path: &Path) -> Result<Index, IndexError> {
+    pub fn fresh(path: &Path, store: Arc<dyn TileStore>) -> Result<Index, IndexError> {
         if path.exists() {
             let aside = aside_path(path);
             std::fs::rename(path, &aside)?;
             tracing::warn!(path = %aside.display(), "moved the old index aside");
         }
-        Index::open(path)
+        Index::open(path, store)
     }
 
-    /// The number of log entries the index covers.
+    /// The number of log entries the index covers: the database and both
+    /// ID maps hold every entry below it.
     pub fn indexed_size(&self) -> u64 {
-        self.meta("size").ok().flatten().unwrap_or(0)
+        let recorded = self.meta("size").ok().flatten().unwrap_or(0);
+        recorded.min(self.ids.size()).min(self.requests.size())
+    }
+
+    /// The largest size any part of the index claims, if beyond `size`.
+    fn ahead_of(&self, size: u64) -> Option<u64> {
+        let recorded = self.meta("size").ok().flatten().unwrap_or(0);
+        let claimed = recorded.max(self.ids.size()).max(self.requests.size());
+        (claimed > size).then_some(claimed)
     }
 
     /// Indexes every entry from [`Self::indexed_size`] up to `size`, reading
     /// whole entry bundles; memory stays at `CATCH_UP_BUNDLES` bundles.
-    pub fn catch_up(&self, store: &dyn TileStore, size: u64) -> Result<(), IndexError> {
+    pub fn catch_up(&self, size: u64) -> Result<(), IndexError> {
+        self.readable.fetch_max(size, Ordering::SeqCst);
         let mut next = self.indexed_size();
         while next < size {
-            let txn = self.db.begin_write()?;
+            let txn = self.begin()?;
             let mut bundles = 0;
+            let mut update = txn.update()?;
             while next < size && bundles < CATCH_UP_BUNDLES {
-                let (first, entries) = read_bundle_at(store, next, size)?;
+                let (first, entries) = read_bundle_at(&*self.store, next, size)?;
                 let skip = usize::try_from(next - first).expect("offset within a bundle");
-                record_in(&txn, next, &entries[skip..])?;
+                record_in(&mut update, next, &entries[skip..])?;
                 next = first + entries.len() as u64;
                 bundles += 1;
             }
-            self.commit_write(txn)?;
+            update.finish(next)?;
+            self.commit(txn)?;
         }
         Ok(())
     }
@@ -304,19 +352,33 @@ impl Index {
     /// indexed size past them, in one transaction. Entries must be recorded
     /// in log order.
     pub fn record<E: AsRef<[u8]>>(&self, first: u64, entries: &[E]) -> Result<(), IndexError> {
-        let txn = self.db.begin_write()?;
-        record_in(&txn, first, entries)?;
-        self.commit_write(txn)
+        let txn = self.begin()?;
+        let mut update = txn.update()?;
+        record_in(&mut update, first, entries)?;
+        update.finish(first + entries.len() as u64)?;
+        self.commit(txn)
     }
 
     /// Opens the write transaction of one sequencer batch (see [`IndexTxn`]).
-    pub fn begin(&self) -> Result<IndexTxn, IndexError> {
-        Ok(IndexTxn(self.db.begin_write()?))
+    pub fn begin(&self) -> Result<IndexTxn<'_>, IndexError> {
+        Ok(IndexTxn {
+            index: self,
+            txn: self.db.begin_write()?,
+            pairs: RefCell::default(),
+        })
     }
 
-    /// Commits what [`IndexTxn::update`] recorded and finished.
-    pub fn commit(&self, txn: IndexTxn) -> Result<(), IndexError> {
-        self.commit_write(txn.0)
+    /// Commits what [`IndexTxn::update`] recorded and finished: the database
+    /// first, then the ID maps, so they never run ahead of it.
+    pub fn commit(&self, txn: IndexTxn<'_>) -> Result<(), IndexError> {
+        self.commit_write(txn.txn)?;
+        let pairs = txn.pairs.into_inner();
+        if let Some(size) = pairs.size {
+            self.readable.fetch_max(size, Ordering::SeqCst);
+            self.ids.insert(&pairs.ids, size)?;
+            self.requests.insert(&pairs.requests, size)?;
+        }
+        Ok(())
     }
 
     /// Commits durably (with quick-repair state) if the last durable commit
@@ -347,10 +409,47 @@ impl Index {
         Ok(table.get(key)?.map(|v| v.value()))
     }
 
-    /// The leaf index of the entry with this artefact ID, if logged.
+    /// The leaf index of the entry with this artefact ID, if logged
+    /// (checked: the entry there has this ID).
     pub fn lookup_id(&self, id: &ArtefactId) -> Result<Option<u64>, IndexError> {
-        let table = self.db.begin_read()?.open_table(IDS)?;
-        Ok(table.get(&id.0)?.map(|v| v.value()))
+        let size = self.readable_size(self.ids.size());
+        for candidate in self.ids.candidates(id_key(id))? {
+            if ArtefactId::of(&self.entry(candidate, size)?) == *id {
+                return Ok(Some(candidate));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The leaf index of the first inference entry with this request ID
+    /// (checked: the entry there is an inference with this request ID).
+    pub fn lookup_request(&self, request_id: &str) -> Result<Option<u64>, IndexError> {
+        let size = self.readable_size(self.requests.size());
+        for candidate in self.requests.candidates(request_key(request_id))? {
+            let entry = self.entry(candidate, size)?;
+            let Ok(fields) = serde_json::from_slice::<IndexedFields>(&entry) else {
+                continue;
+            };
+            if fields.kind == "inference" && fields.body.request_id.as_deref() == Some(request_id) {
+                return Ok(Some(candidate));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The tree size to read a map's candidates at: the map's own size is
+    /// a size the log had (every commit is at a checkpoint or a bundle's
+    /// end), but a later checkpoint's tiles hold its leaves as well.
+    fn readable_size(&self, map_size: u64) -> u64 {
+        self.readable.load(Ordering::SeqCst).max(map_size)
+    }
+
+    /// The entry at `index` of the tree of `size` entries, from the tiles.
+    fn entry(&self, index: u64, size: u64) -> Result<Vec<u8>, IndexError> {
+        super::read_entry(&*self.store, index, size).map_err(|e| IndexError::Entry {
+            index,
+            what: e.to_string(),
+        })
     }
 
     /// The registered version with this hash.
@@ -375,12 +474,6 @@ impl Index {
         Ok(table.get(hash)?.map_or(0, |v| v.value().0))
     }
 
-    /// The leaf index of the first inference entry with this request ID.
-    pub fn lookup_request(&self, request_id: &str) -> Result<Option<u64>, IndexError> {
-        let table = self.db.begin_read()?.open_table(REQUESTS)?;
-        Ok(table.get(request_id)?.map(|v| v.value()))
-    }
-
     /// The leaf indexes of a model's transitions, in log order.
     pub fn model_history(&self, model: &str) -> Result<Vec<u64>, IndexError> {
         let table = self.db.begin_read()?.open_table(MODELS)?;
@@ -399,8 +492,21 @@ impl Index {
         txn.set_quick_repair(true);
         txn.commit()?;
         *self.last_durable.lock().expect("lock poisoned") = Instant::now();
+        self.ids.flush()?;
+        self.requests.flush()?;
         Ok(())
     }
+}
+
+/// An artefact ID's key in the ID map: its first 8 bytes (it is a hash).
+fn id_key(id: &ArtefactId) -> u64 {
+    u64::from_le_bytes(id.0[..8].try_into().expect("8 bytes"))
+}
+
+/// A request ID's key in the request map: 8 bytes of its BLAKE3 hash.
+fn request_key(request_id: &str) -> u64 {
+    let hash = blake3::hash(request_id.as_bytes());
+    u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
 /// The entry bundle holding leaf `next` of the tree of `size`: its first
@@ -426,47 +532,62 @@ fn read_bundle_at(
     Ok((bundle * u64::from(TILE_WIDTH), entries))
 }
 
-/// Records `entries` (leaves `first`, `first + 1`, …) in `txn` and sets the
-/// indexed size past them. Idempotent: the first index recorded for a key
-/// wins (identical resubmissions are deduplicated before they are logged, so
-/// a second one can only come from replaying what is already indexed), and
-/// an inference is counted only past the last index counted.
+/// Records `entries` (leaves `first`, `first + 1`, …) in `update`.
+/// Idempotent: the first index recorded for a key wins, a map takes only
+/// leaves past its size, and an inference is counted only past the last
+/// index counted.
 fn record_in<E: AsRef<[u8]>>(
-    txn: &WriteTransaction,
+    update: &mut IndexUpdate<'_>,
     first: u64,
     entries: &[E],
 ) -> Result<(), IndexError> {
-    let mut update = IndexUpdate::open(txn)?;
-    for (i, entry) in entries.iter().enumerate() {
-        let index = first + i as u64;
+    for (index, entry) in (first..).zip(entries) {
         let bytes = entry.as_ref();
-        update.claim_id(&ArtefactId::of(bytes), index)?;
+        update.add_id(&ArtefactId::of(bytes), index);
         update.record_fields(index, bytes)?;
     }
-    update.finish(first + entries.len() as u64)
+    Ok(())
 }
 
 /// A write transaction on the index, for one sequencer batch: open it with
 /// [`Index::begin`], work on it through [`IndexTxn::update`], and make it
 /// count with [`Index::commit`]. Dropped uncommitted, it changes nothing.
-pub struct IndexTxn(WriteTransaction);
+pub struct IndexTxn<'i> {
+    index: &'i Index,
+    txn: WriteTransaction,
+    /// The ID maps' new pairs, added when the transaction commits.
+    pairs: RefCell<NewPairs>,
+}
 
-impl IndexTxn {
+/// What a transaction adds to the ID maps.
+#[derive(Default)]
+struct NewPairs {
+    ids: Vec<(u64, u64)>,
+    requests: Vec<(u64, u64)>,
+    /// The indexed size [`IndexUpdate::finish`] set.
+    size: Option<u64>,
+}
+
+impl IndexTxn<'_> {
     /// The tables of this transaction, ready to read and record.
     pub fn update(&self) -> Result<IndexUpdate<'_>, IndexError> {
-        IndexUpdate::open(&self.0)
+        IndexUpdate::open(self)
     }
 }
 
-/// The index as one write transaction sees it: reads include what the
-/// transaction recorded. The sequencer deduplicates with
-/// [`IndexUpdate::claim_id`] and judges the chain rules with its reads while
-/// a batch is admitted, then records the batch; catch-up and reindex record
-/// through it too, so there is one derivation of the index from the entries.
+/// The index as one write transaction sees it. The sequencer deduplicates
+/// with [`IndexUpdate::lookup_id`] and judges the chain rules with its reads
+/// while a batch is admitted (database reads include what the transaction
+/// recorded; ID lookups see only committed entries), then records the
+/// batch; catch-up and reindex record through it too, so there is one
+/// derivation of the index from the entries.
 pub struct IndexUpdate<'t> {
+    index: &'t Index,
+    pairs: &'t RefCell<NewPairs>,
+    /// The ID maps' sizes: leaves below are in them already.
+    ids_from: u64,
+    requests_from: u64,
     meta: redb::Table<'t, &'static str, u64>,
-    ids: redb::Table<'t, &'static [u8; 32], u64>,
-    requests: redb::Table<'t, &'static str, u64>,
     models: redb::Table<'t, (&'static str, u64), ()>,
     versions: redb::Table<'t, &'static [u8; 32], (u64, &'static str)>,
     approvals: redb::Table<'t, (&'static [u8; 32], u64), (&'static str, bool)>,
@@ -481,11 +602,15 @@ pub struct IndexUpdate<'t> {
 }
 
 impl<'t> IndexUpdate<'t> {
-    fn open(txn: &'t WriteTransaction) -> Result<IndexUpdate<'t>, IndexError> {
+    fn open(txn: &'t IndexTxn<'_>) -> Result<IndexUpdate<'t>, IndexError> {
+        let (index, pairs) = (txn.index, &txn.pairs);
+        let txn = &txn.txn;
         Ok(IndexUpdate {
+            index,
+            pairs,
+            ids_from: index.ids.size(),
+            requests_from: index.requests.size(),
             meta: txn.open_table(META)?,
-            ids: txn.open_table(IDS)?,
-            requests: txn.open_table(REQUESTS)?,
             models: txn.open_table(MODELS)?,
             versions: txn.open_table(VERSIONS)?,
             approvals: txn.open_table(APPROVALS)?,
@@ -496,33 +621,18 @@ impl<'t> IndexUpdate<'t> {
         })
     }
 
-    /// Maps `id` to `index` unless it is mapped already, in one B-tree
-    /// walk. Returns the index it was already mapped to (kept: the first
-    /// occurrence wins), which the caller checks against the entry there.
-    pub fn claim_id(&mut self, id: &ArtefactId, index: u64) -> Result<Option<u64>, IndexError> {
-        let earlier = self.ids.insert(&id.0, index)?.map(|v| v.value());
-        match earlier {
-            Some(earlier) if earlier != index => {
-                self.ids.insert(&id.0, earlier)?;
-                Ok(Some(earlier))
-            }
-            _ => Ok(None),
+    /// The leaf index of the logged entry with this artefact ID, checked
+    /// (see [`Index::lookup_id`]). Entries this transaction added are not
+    /// seen: the sequencer tracks its batch itself.
+    pub fn lookup_id(&self, id: &ArtefactId) -> Result<Option<u64>, IndexError> {
+        self.index.lookup_id(id)
+    }
+
+    /// Maps `id` to the entry at `index`, when the transaction commits.
+    pub fn add_id(&mut self, id: &ArtefactId, index: u64) {
+        if index >= self.ids_from {
+            self.pairs.borrow_mut().ids.push((id_key(id), index));
         }
-    }
-
-    /// Maps `id` to `index` whatever it was mapped to: for an entry logged
-    /// again because the index pointed its ID at an entry with other bytes
-    /// (a damaged index), so that lookups find the copy that checks out.
-    pub fn remap_id(&mut self, id: &ArtefactId, index: u64) -> Result<(), IndexError> {
-        self.ids.insert(&id.0, index)?;
-        Ok(())
-    }
-
-    /// Undoes a [`IndexUpdate::claim_id`] that returned `None`: the entry
-    /// was refused after all.
-    pub fn release_id(&mut self, id: &ArtefactId) -> Result<(), IndexError> {
-        self.ids.remove(&id.0)?;
-        Ok(())
     }
 
     /// The registered version with this hash.
@@ -540,13 +650,15 @@ impl<'t> IndexUpdate<'t> {
         active_in(&self.active, model)
     }
 
-    /// The leaf index of the first inference entry with this request ID.
+    /// The leaf index of the first logged inference entry with this request
+    /// ID, checked (see [`Index::lookup_request`]); as for
+    /// [`IndexUpdate::lookup_id`], this transaction's entries are not seen.
     pub fn lookup_request(&self, request_id: &str) -> Result<Option<u64>, IndexError> {
-        Ok(self.requests.get(request_id)?.map(|v| v.value()))
+        self.index.lookup_request(request_id)
     }
 
     /// Records what the chain rules and queries need of the entry at
-    /// `index` (its artefact ID is [`IndexUpdate::claim_id`]'s business).
+    /// `index` (its artefact ID is [`IndexUpdate::add_id`]'s business).
     /// The entry was verified when it was admitted, so only the fields the
     /// index needs are read; an entry without them records nothing.
     pub fn record_fields(&mut self, index: u64, bytes: &[u8]) -> Result<(), IndexError> {
@@ -583,14 +695,11 @@ impl<'t> IndexUpdate<'t> {
                 }
             }
             "inference" => {
-                if let Some(rid) = &body.request_id {
-                    let earlier = self
-                        .requests
-                        .insert(rid.as_str(), index)?
-                        .map(|v| v.value());
-                    if let Some(earlier) = earlier.filter(|&e| e < index) {
-                        self.requests.insert(rid.as_str(), earlier)?;
-                    }
+                if let Some(rid) = &body.request_id
+                    && index >= self.requests_from
+                {
+                    let pair = (request_key(rid), index);
+                    self.pairs.borrow_mut().requests.push(pair);
                 }
                 if let Some(v) = version {
                     self.counted.entry(v).or_default().push(index);
@@ -611,6 +720,7 @@ impl<'t> IndexUpdate<'t> {
             self.meta.insert("policy", policy)?;
         }
         self.meta.insert("size", size)?;
+        self.pairs.borrow_mut().size = Some(size);
         Ok(())
     }
 
@@ -701,6 +811,8 @@ fn aside_path(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{FsTileStore, TreeWriter};
+    use crate::tlog::hash::empty_tree_hash;
 
     const V1: &str = "b3:1111111111111111111111111111111111111111111111111111111111111111";
     const V2: &str = "b3:2222222222222222222222222222222222222222222222222222222222222222";
@@ -728,6 +840,22 @@ mod tests {
         .into_iter()
         .map(String::into_bytes)
         .collect()
+    }
+
+    /// `entries` as a log's tiles under `dir/tiles`.
+    fn tiles_of(dir: &Path, entries: &[Vec<u8>]) -> Arc<dyn TileStore> {
+        let store = Arc::new(FsTileStore::new(dir.join("tiles")).unwrap());
+        let mut writer = TreeWriter::open(store.clone(), 0, empty_tree_hash()).unwrap();
+        // One checkpoint per entry, as if each came in its own batch.
+        for entry in entries {
+            writer.append(&[entry]).unwrap();
+        }
+        store
+    }
+
+    /// An empty index at `dir/index` for the log of `entries`.
+    fn index_of(dir: &Path, entries: &[Vec<u8>]) -> Index {
+        Index::open(&dir.join("index"), tiles_of(dir, entries)).unwrap()
     }
 
     fn hash(text: &str) -> [u8; 32] {
@@ -768,8 +896,8 @@ mod tests {
     #[test]
     fn records_the_chain_state() {
         let dir = scratch("state");
-        let index = Index::open(&dir).unwrap();
         let entries = entries();
+        let index = index_of(&dir, &entries);
         index.record(0, &entries[..4]).unwrap();
         index.record(4, &entries[4..]).unwrap();
         assert_state(&index);
@@ -778,34 +906,56 @@ mod tests {
     }
 
     #[test]
-    fn a_claimed_id_keeps_its_first_index_and_a_released_one_is_gone() {
-        let dir = scratch("claim");
-        let index = Index::open(&dir).unwrap();
-        let (a, b) = (ArtefactId::of(b"a"), ArtefactId::of(b"b"));
-        let txn = index.begin().unwrap();
-        let mut update = txn.update().unwrap();
-        assert_eq!(update.claim_id(&a, 0).unwrap(), None);
-        assert_eq!(update.claim_id(&a, 1).unwrap(), Some(0));
-        assert_eq!(
-            update.claim_id(&a, 0).unwrap(),
-            None,
-            "re-claiming its own index"
-        );
-        assert_eq!(update.claim_id(&b, 1).unwrap(), None);
-        update.release_id(&b).unwrap();
-        update.finish(1).unwrap();
-        index.commit(txn).unwrap();
-        assert_eq!(index.lookup_id(&a).unwrap(), Some(0));
-        assert_eq!(index.lookup_id(&b).unwrap(), None);
-        assert_eq!(index.indexed_size(), 1);
+    fn ids_count_once_committed_and_only_where_the_entry_checks_out() {
+        let dir = scratch("ids");
+        let entries = entries();
+        let index = index_of(&dir, &entries);
+        let id = |i: usize| ArtefactId::of(&entries[i]);
         // Dropped without a commit, a transaction leaves nothing.
         let txn = index.begin().unwrap();
         let mut update = txn.update().unwrap();
-        update.claim_id(&b, 1).unwrap();
-        update.finish(2).unwrap();
+        update.add_id(&id(0), 0);
+        update.finish(1).unwrap();
         drop(txn);
-        assert_eq!(index.lookup_id(&b).unwrap(), None);
-        assert_eq!(index.indexed_size(), 1);
+        assert_eq!(index.lookup_id(&id(0)).unwrap(), None);
+        assert_eq!(index.indexed_size(), 0);
+
+        let txn = index.begin().unwrap();
+        let mut update = txn.update().unwrap();
+        update.add_id(&id(0), 0);
+        update.add_id(&id(1), 1);
+        // A damaged map: entry 3's ID pointing at entry 2.
+        update.add_id(&id(3), 2);
+        update.finish(3).unwrap();
+        index.commit(txn).unwrap();
+        assert_eq!(index.indexed_size(), 3);
+        assert_eq!(index.lookup_id(&id(0)).unwrap(), Some(0));
+        assert_eq!(index.lookup_id(&id(1)).unwrap(), Some(1));
+        assert_eq!(index.lookup_id(&id(2)).unwrap(), None, "never added");
+        assert_eq!(
+            index.lookup_id(&id(3)).unwrap(),
+            None,
+            "a candidate whose entry has another ID is no answer"
+        );
+        drop(index);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_reopened_index_catches_its_maps_up_from_the_tiles() {
+        let dir = scratch("reopen");
+        let entries = entries();
+        let index = index_of(&dir, &entries);
+        index.record(0, &entries[..5]).unwrap();
+        index.flush().unwrap();
+        index.record(5, &entries[5..]).unwrap();
+        drop(index);
+        // The maps kept what was flushed; the rest is re-read.
+        let index = Index::open(&dir.join("index"), tiles_of(&dir.join("again"), &entries));
+        let index = index.unwrap();
+        assert_eq!(index.indexed_size(), 5);
+        index.catch_up(9).unwrap();
+        assert_state(&index);
         drop(index);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -813,8 +963,8 @@ mod tests {
     #[test]
     fn replaying_recorded_entries_changes_nothing() {
         let dir = scratch("replay");
-        let index = Index::open(&dir).unwrap();
         let entries = entries();
+        let index = index_of(&dir, &entries);
         index.record(0, &entries).unwrap();
         // A crash after the trees were written but before the indexed size
         // was: the next start records the same entries again.

@@ -13,6 +13,7 @@ use std::io;
 use std::sync::Arc;
 
 pub mod fs;
+pub mod idmap;
 pub mod index;
 pub mod writer;
 
