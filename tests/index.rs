@@ -1,8 +1,9 @@
 //! The derived index against real tiles on disk: a process that dies after
 //! non-durable commits loses only those commits and the next open catches
 //! up from the tiles; an index file that is corrupt, of another schema, or
-//! ahead of the log is moved aside and rebuilt. Every check compares the
-//! index's answers with what the logged entries imply.
+//! ahead of the log is moved aside and rebuilt; a damaged ID map makes a
+//! lookup miss but never answer with another entry. Every check compares
+//! the index's answers with what the logged entries imply.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -245,6 +246,58 @@ fn an_index_of_another_schema_is_rebuilt() {
         Index::open(&index_dir, store.clone()),
         Err(modeltrail::store::index::IndexError::Schema { found: 1 })
     ));
+    let index = Index::open_for_log(&index_dir, store.clone(), ENTRIES).unwrap();
+    assert_eq!(moved_aside(&index_dir).len(), 1);
+    assert_indexes(&index, ENTRIES);
+}
+
+/// The one run file of the ID map in `map_dir`.
+fn only_run(map_dir: &Path) -> PathBuf {
+    let runs: Vec<PathBuf> = std::fs::read_dir(map_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "run"))
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs[0].clone()
+}
+
+#[test]
+fn a_damaged_id_map_misleads_no_lookup_and_a_failed_check_rebuilds_it() {
+    let tmp = TempDir::new("idmap");
+    let store = write_log(&tmp.0, ENTRIES);
+    let index_dir = tmp.0.join("index");
+    let index = Index::open_for_log(&index_dir, store.clone(), ENTRIES).unwrap();
+    // The shutdown flush writes each map's memtable out as a run.
+    index.flush().unwrap();
+    drop(index);
+    let run = only_run(&index_dir.join("ids"));
+    let mut bytes = std::fs::read(&run).unwrap();
+
+    // The first pair's leaf now names entry 5: whichever entry that pair
+    // was for is no longer found, and no lookup answers with another entry.
+    bytes[8..16].copy_from_slice(&5u64.to_le_bytes());
+    std::fs::write(&run, &bytes).unwrap();
+    let index = Index::open_for_log(&index_dir, store.clone(), ENTRIES).unwrap();
+    assert!(
+        moved_aside(&index_dir).is_empty(),
+        "pairs are not checksummed"
+    );
+    let mut missing = 0;
+    for i in 0..ENTRIES {
+        match index.lookup_id(&ArtefactId::of(&entry(i))).unwrap() {
+            Some(found) => assert_eq!(found, i),
+            None => missing += 1,
+        }
+    }
+    assert_eq!(missing, 1, "exactly the damaged pair's entry is missed");
+    drop(index);
+
+    // A flipped bit in the filter fails the run's checksum: rebuilt.
+    let at = bytes.len() - 41;
+    bytes[at] ^= 1;
+    std::fs::write(&run, &bytes).unwrap();
+    assert!(Index::open(&index_dir, store.clone()).is_err());
     let index = Index::open_for_log(&index_dir, store.clone(), ENTRIES).unwrap();
     assert_eq!(moved_aside(&index_dir).len(), 1);
     assert_indexes(&index, ENTRIES);

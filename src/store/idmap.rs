@@ -684,6 +684,17 @@ pub struct Manifest {
     pub runs: Vec<(u64, u64)>,
 }
 
+impl Manifest {
+    /// The manifest's text, as [`parse_manifest`] reads it.
+    pub fn to_text(&self) -> String {
+        let mut text = format!("{MANIFEST_HEADER}\ncovered {}\n", self.covered);
+        for (seq, pairs) in &self.runs {
+            text.push_str(&format!("run {seq:016x} {pairs}\n"));
+        }
+        text
+    }
+}
+
 /// Parses a manifest: `modeltrail-idmap 1`, `covered <n>`, then one
 /// `run <16 hex digits> <pairs>` line per run, each line ending in `\n`.
 pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, String> {
@@ -726,10 +737,8 @@ fn decimal(text: &str) -> Option<u64> {
 
 /// Atomically and durably replaces the manifest.
 fn write_manifest(dir: &Path, covered: u64, runs: &[Arc<Run>]) -> io::Result<()> {
-    let mut text = format!("{MANIFEST_HEADER}\ncovered {covered}\n");
-    for run in runs {
-        text.push_str(&format!("run {:016x} {}\n", run.seq, run.pairs));
-    }
+    let runs = runs.iter().map(|run| (run.seq, run.pairs)).collect();
+    let text = Manifest { covered, runs }.to_text();
     let tmp = dir.join(format!("{MANIFEST}.tmp"));
     let mut file = File::create(&tmp)?;
     file.write_all(text.as_bytes())?;
