@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use modeltrail::entry::ArtefactId;
-use modeltrail::store::index::{DURABLE_EVERY, Index};
+use modeltrail::store::index::{DURABLE_EVERY, Index, IndexOptions};
 use modeltrail::store::{FsTileStore, TileStore, TreeWriter};
 use modeltrail::tlog::hash::empty_tree_hash;
 
@@ -70,6 +70,12 @@ fn write_log(dir: &Path, n: u64) -> Arc<dyn TileStore> {
         writer.append(chunk).unwrap();
     }
     store
+}
+
+/// The index at `index_dir` opened for the log of `size` entries, with the
+/// default options.
+fn open_for_log(index_dir: &Path, store: &Arc<dyn TileStore>, size: u64) -> Index {
+    Index::open_for_log(index_dir, store.clone(), size, IndexOptions::default()).unwrap()
 }
 
 /// The tiles under `dir/tiles`.
@@ -176,7 +182,7 @@ fn a_crash_after_non_durable_commits_catches_up() {
     }
     drop(reopened);
 
-    let index = Index::open_for_log(&index_dir, store.clone(), ENTRIES).unwrap();
+    let index = open_for_log(&index_dir, &store, ENTRIES);
     assert!(moved_aside(&index_dir).is_empty(), "caught up, not rebuilt");
     assert_indexes(&index, ENTRIES);
     // Recording what is already indexed again changes nothing.
@@ -189,7 +195,7 @@ fn a_corrupt_index_file_is_moved_aside_and_rebuilt() {
     let tmp = TempDir::new("corrupt");
     let store = write_log(&tmp.0, ENTRIES);
     let index_dir = tmp.0.join("index");
-    let index = Index::open_for_log(&index_dir, store.clone(), ENTRIES).unwrap();
+    let index = open_for_log(&index_dir, &store, ENTRIES);
     assert_indexes(&index, ENTRIES);
     drop(index);
 
@@ -201,7 +207,7 @@ fn a_corrupt_index_file_is_moved_aside_and_rebuilt() {
         "garbage does not open"
     );
 
-    let index = Index::open_for_log(&index_dir, store.clone(), ENTRIES).unwrap();
+    let index = open_for_log(&index_dir, &store, ENTRIES);
     let aside = moved_aside(&index_dir);
     assert_eq!(aside.len(), 1, "{aside:?}");
     assert_eq!(
@@ -216,11 +222,11 @@ fn an_index_ahead_of_the_log_is_rebuilt() {
     let tmp = TempDir::new("ahead");
     let store = write_log(&tmp.0, ENTRIES);
     let index_dir = tmp.0.join("index");
-    drop(Index::open_for_log(&index_dir, store.clone(), ENTRIES).unwrap());
+    drop(open_for_log(&index_dir, &store, ENTRIES));
 
     // The log is shorter than the index says (an older checkpoint, at a
     // size the writer committed).
-    let index = Index::open_for_log(&index_dir, store.clone(), 800).unwrap();
+    let index = open_for_log(&index_dir, &store, 800);
     assert_eq!(moved_aside(&index_dir).len(), 1);
     assert_indexes(&index, 800);
 }
@@ -246,7 +252,7 @@ fn an_index_of_another_schema_is_rebuilt() {
         Index::open(&index_dir, store.clone()),
         Err(modeltrail::store::index::IndexError::Schema { found: 1 })
     ));
-    let index = Index::open_for_log(&index_dir, store.clone(), ENTRIES).unwrap();
+    let index = open_for_log(&index_dir, &store, ENTRIES);
     assert_eq!(moved_aside(&index_dir).len(), 1);
     assert_indexes(&index, ENTRIES);
 }
@@ -267,7 +273,7 @@ fn a_damaged_id_map_misleads_no_lookup_and_a_failed_check_rebuilds_it() {
     let tmp = TempDir::new("idmap");
     let store = write_log(&tmp.0, ENTRIES);
     let index_dir = tmp.0.join("index");
-    let index = Index::open_for_log(&index_dir, store.clone(), ENTRIES).unwrap();
+    let index = open_for_log(&index_dir, &store, ENTRIES);
     // The shutdown flush writes each map's memtable out as a run.
     index.flush().unwrap();
     drop(index);
@@ -278,7 +284,7 @@ fn a_damaged_id_map_misleads_no_lookup_and_a_failed_check_rebuilds_it() {
     // was for is no longer found, and no lookup answers with another entry.
     bytes[8..16].copy_from_slice(&5u64.to_le_bytes());
     std::fs::write(&run, &bytes).unwrap();
-    let index = Index::open_for_log(&index_dir, store.clone(), ENTRIES).unwrap();
+    let index = open_for_log(&index_dir, &store, ENTRIES);
     assert!(
         moved_aside(&index_dir).is_empty(),
         "pairs are not checksummed"
@@ -298,7 +304,7 @@ fn a_damaged_id_map_misleads_no_lookup_and_a_failed_check_rebuilds_it() {
     bytes[at] ^= 1;
     std::fs::write(&run, &bytes).unwrap();
     assert!(Index::open(&index_dir, store.clone()).is_err());
-    let index = Index::open_for_log(&index_dir, store.clone(), ENTRIES).unwrap();
+    let index = open_for_log(&index_dir, &store, ENTRIES);
     assert_eq!(moved_aside(&index_dir).len(), 1);
     assert_indexes(&index, ENTRIES);
 }

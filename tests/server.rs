@@ -213,9 +213,9 @@ struct Fixture {
 }
 
 impl Fixture {
-    /// `modeltrail init` in a fresh directory; `sequencer` (TOML lines) goes
-    /// into `[sequencer]` of the config.
-    fn init(name: &str, sequencer: Option<&str>) -> Fixture {
+    /// `modeltrail init` in a fresh directory; `config` (TOML tables, such
+    /// as `[sequencer]`) is appended to the config's origin line.
+    fn init(name: &str, config: Option<&str>) -> Fixture {
         let dir = scratch(name);
         let origin = format!("e2e.example.test/{name}");
         let stdout = common::init(&dir, &["--origin", &origin]);
@@ -226,8 +226,8 @@ impl Fixture {
         let log_key = common::read_key(&dir.join("keys/log.key"));
         assert_eq!(log_key.verifier(), log_vkey);
         assert_eq!(log_vkey.name(), origin);
-        if let Some(sequencer) = sequencer {
-            let config = format!("origin = {origin:?}\n\n[sequencer]\n{sequencer}\n");
+        if let Some(config) = config {
+            let config = format!("origin = {origin:?}\n\n{config}\n");
             std::fs::write(dir.join("config.toml"), config).unwrap();
         }
         let mut serving_seed = [0u8; 32];
@@ -1029,7 +1029,7 @@ fn an_index_that_points_an_id_at_another_entry_is_not_trusted() {
     {
         use modeltrail::store::{FsTileStore, TileStore, index::Index};
         let store: Arc<dyn TileStore> = Arc::new(FsTileStore::new(fx.dir.join("tiles")).unwrap());
-        let index = Index::fresh(&fx.dir.join("index"), store).unwrap();
+        let index = Index::fresh(&fx.dir.join("index"), store, Default::default()).unwrap();
         index.record(0, &logged[..2]).unwrap();
         let txn = index.begin().unwrap();
         let mut update = txn.update().unwrap();
@@ -1164,7 +1164,7 @@ fn restart_keeps_the_log_and_rebuilds_the_index() {
 fn a_full_queue_pushes_back() {
     let fx = Fixture::init(
         "pushback",
-        Some("queue_capacity = 1\nmax_batch_age_ms = 500\nmax_batch_entries = 1"),
+        Some("[sequencer]\nqueue_capacity = 1\nmax_batch_age_ms = 500\nmax_batch_entries = 1"),
     );
     let server = Server::start(&fx.dir);
     let client = server.client();
@@ -1338,7 +1338,9 @@ fn crash_kill9_cycles() {
         .ok()
         .map(|v| v.parse().expect("MODELTRAIL_CRASH_CYCLES is a number"))
         .unwrap_or(30);
-    let fx = Fixture::init("crash", None);
+    // Small ID map memtables: runs are written and merged all the time,
+    // so kills land in flushes and merges too.
+    let fx = Fixture::init("crash", Some("[index]\nmemtable_entries = 300"));
     let mut rng = Rng::seeded();
     println!("crash: seed {:#x}, {cycles} cycles", rng.0);
 
@@ -1397,14 +1399,25 @@ fn crash_kill9_cycles() {
             leaves.len(),
             "cycle {cycle}: an entry is logged twice"
         );
-        // Resubmitting acknowledged entries answers their index (the index
-        // caught up after the crash).
-        for (index, bytes) in last_acked_this_cycle.iter().take(5) {
+        // Resubmitting acknowledged entries answers their index, and their
+        // request IDs find them: the index caught up after the crash, for
+        // the last cycle's entries and for older ones in the ID maps' runs.
+        let picks = if acked.is_empty() { 0 } else { 5 };
+        let older: Vec<u64> = (0..picks)
+            .map(|_| rng.range(0, acked.len() as u64 - 1) as usize)
+            .map(|nth| *acked.keys().nth(nth).expect("within acked"))
+            .collect();
+        let older = older.iter().map(|i| (*i, acked[i].clone()));
+        for (index, bytes) in last_acked_this_cycle.iter().take(5).cloned().chain(older) {
             assert_eq!(
-                client.add(bytes).index(),
-                *index,
+                client.add(&bytes).index(),
+                index,
                 "cycle {cycle}: dedup after restart"
             );
+            let entry: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            let rid = entry["body"]["request_id"].as_str().unwrap();
+            let found = client.get_json(&format!("/v1/inferences/{rid}"));
+            assert_eq!(found["index"], json!(index), "cycle {cycle}: request {rid}");
         }
         seen.insert(cp.size, cp.root);
 
@@ -1517,8 +1530,12 @@ fn crash_kill9_cycles() {
                 );
             }
         }
+        let id_map_files = std::fs::read_dir(fx.dir.join("index/ids"))
+            .map(|dir| dir.count())
+            .unwrap_or(0);
         println!(
-            "crash: cycle {cycle}: {} acknowledged, tree size before the kill >= {}",
+            "crash: cycle {cycle}: {} acknowledged, tree size before the kill >= {}, \
+             {id_map_files} files in the ID map after the kill",
             last_acked_this_cycle.len(),
             seen.keys().last().copied().unwrap_or(0)
         );

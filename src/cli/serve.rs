@@ -157,8 +157,12 @@ impl ReindexArgs {
             checkpoint.origin == config.origin,
             "the checkpoint's origin is not the configured one"
         );
-        let index = crate::store::index::Index::fresh(&dirs.index(), std::sync::Arc::new(store))
-            .context("creating a fresh index")?;
+        let index = crate::store::index::Index::fresh(
+            &dirs.index(),
+            std::sync::Arc::new(store),
+            config.index.options(),
+        )
+        .context("creating a fresh index")?;
         index.catch_up(checkpoint.size)?;
         index.flush()?;
         println!("reindexed {} entries", checkpoint.size);

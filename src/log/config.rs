@@ -41,6 +41,37 @@ pub struct Config {
     /// The witnesses that cosign the served checkpoint.
     #[serde(default)]
     pub witness: WitnessConfig,
+    /// The derived index.
+    #[serde(default)]
+    pub index: IndexConfig,
+}
+
+/// The derived index's tuning.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndexConfig {
+    /// Entries each ID map (artefact IDs, request IDs) holds in memory
+    /// before writing them out as a sorted run: the most entries the index
+    /// re-reads from the tiles after a crash, at ~40 bytes of memory each
+    /// per map. At least 1.
+    pub memtable_entries: usize,
+}
+
+impl IndexConfig {
+    /// The options the index opens with.
+    pub fn options(&self) -> crate::store::index::IndexOptions {
+        crate::store::index::IndexOptions {
+            memtable_pairs: self.memtable_entries,
+        }
+    }
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        IndexConfig {
+            memtable_entries: crate::store::idmap::DEFAULT_FLUSH_PAIRS,
+        }
+    }
 }
 
 /// Witnessing (c2sp.org/tlog-witness): off unless `policy` is set.
@@ -177,6 +208,7 @@ impl Config {
             http: HttpConfig::default(),
             time: TimeConfig::default(),
             witness: WitnessConfig::default(),
+            index: IndexConfig::default(),
         }
     }
 
@@ -234,7 +266,7 @@ impl DataDir<'_> {
     pub fn tiles(&self) -> PathBuf {
         self.0.join("tiles")
     }
-    /// The derived index (a directory holding one redb file).
+    /// The derived index (a directory: a redb file and the ID maps).
     pub fn index(&self) -> PathBuf {
         self.0.join("index")
     }

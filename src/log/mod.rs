@@ -290,8 +290,13 @@ pub fn open(data: &Path, config: Config) -> Result<Opened, StartError> {
     }
     let writer = TreeWriter::open(store.clone(), checkpoint.size, checkpoint.root)
         .map_err(|e| other("the tiles do not match the checkpoint")(&e))?;
-    let index = Index::open_for_log(&dirs.index(), store.clone(), checkpoint.size)
-        .map_err(|e| other("index")(&e))?;
+    let index = Index::open_for_log(
+        &dirs.index(),
+        store.clone(),
+        checkpoint.size,
+        config.index.options(),
+    )
+    .map_err(|e| other("index")(&e))?;
     let policy = current_policy(&index, &*store, checkpoint.size)?;
     let policy_body = policy.body.clone();
     let witness_policy = match &config.witness.policy {

@@ -21,7 +21,8 @@
 //! log's entry bundles and keeps no log of its own. The memtable is lost in
 //! a crash; `MANIFEST` names the live runs and `covered`, the tree size below
 //! which the runs hold every pair, and the index re-reads the entries from
-//! there on start (at most [`FLUSH_PAIRS`] entries plus a batch). A run is
+//! there on start (at most the flush size, [`DEFAULT_FLUSH_PAIRS`] unless
+//! configured, plus a batch). A run is
 //! written to a temporary file, fsynced and renamed, and the directory
 //! fsynced, before a manifest naming it atomically replaces the old one;
 //! files no manifest names are deleted on open.
@@ -44,10 +45,10 @@ use std::thread::JoinHandle;
 
 use super::fs::fsync_dir;
 
-/// Pairs the memtable holds before it is written out as a run: the most
-/// entries the index re-reads from the tiles after a crash, and ~4 MiB of
-/// memory per map.
-pub const FLUSH_PAIRS: usize = 1 << 17;
+/// Pairs the memtable holds by default before it is written out as a run:
+/// the most entries the index re-reads from the tiles after a crash, and
+/// ~5 MiB of memory per map.
+pub const DEFAULT_FLUSH_PAIRS: usize = 1 << 17;
 
 /// Pairs per block: one `pread` of 4 KiB per run a lookup cannot rule out.
 pub const BLOCK_PAIRS: usize = 256;
@@ -93,15 +94,26 @@ pub struct IdMap {
 
 struct Shared {
     dir: PathBuf,
+    /// Memtable pairs that trigger a flush.
+    flush_pairs: usize,
     state: RwLock<State>,
     /// Held while the run list changes and its manifest is written, so
     /// flushes and merges write manifests in the order they take effect.
     /// Holds the next run's sequence number.
     runs_writer: Mutex<u64>,
-    /// Whether a merge may be due; the merger sleeps on it.
-    merge_due: Mutex<bool>,
+    /// Whether a merge may be due and whether one runs; the merger sleeps
+    /// on `wake` until one is due.
+    merges: Mutex<Merges>,
     wake: Condvar,
     stop: AtomicBool,
+}
+
+#[derive(Default)]
+struct Merges {
+    /// A run was added (or the map opened) since the merger last looked.
+    due: bool,
+    /// The merger is merging.
+    running: bool,
 }
 
 struct State {
@@ -117,8 +129,9 @@ struct State {
 
 impl IdMap {
     /// Opens the map in `dir` (created if missing), deleting files its
-    /// manifest does not name, and starts its merger thread.
-    pub fn open(dir: &Path) -> Result<IdMap, IdMapError> {
+    /// manifest does not name, and starts its merger thread. The memtable
+    /// is written out once it holds `flush_pairs` pairs (at least 1).
+    pub fn open(dir: &Path, flush_pairs: usize) -> Result<IdMap, IdMapError> {
         fs::create_dir_all(dir)?;
         let manifest_path = dir.join(MANIFEST);
         let manifest = match fs::read(&manifest_path) {
@@ -134,6 +147,7 @@ impl IdMap {
         let next_seq = manifest.runs.iter().map(|&(seq, _)| seq + 1).max();
         let shared = Arc::new(Shared {
             dir: dir.to_owned(),
+            flush_pairs: flush_pairs.max(1),
             state: RwLock::new(State {
                 memtable: BTreeSet::new(),
                 runs: Arc::new(runs),
@@ -141,7 +155,10 @@ impl IdMap {
                 size: manifest.covered,
             }),
             runs_writer: Mutex::new(next_seq.unwrap_or(0)),
-            merge_due: Mutex::new(true),
+            merges: Mutex::new(Merges {
+                due: true,
+                running: false,
+            }),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
         });
@@ -195,7 +212,7 @@ impl IdMap {
             debug_assert!(pairs.iter().all(|&(_, leaf)| leaf >= state.size));
             state.memtable.extend(pairs.iter().copied());
             state.size = state.size.max(size);
-            state.memtable.len() >= FLUSH_PAIRS
+            state.memtable.len() >= self.shared.flush_pairs
         };
         if full { self.flush() } else { Ok(()) }
     }
@@ -237,11 +254,11 @@ impl IdMap {
         self.shared.read().runs.len()
     }
 
-    /// Waits until no merge is due (for tests and benchmarks).
+    /// Waits until no merge is due or running (for tests and benchmarks).
     pub fn wait_for_merges(&self) {
-        let mut due = self.shared.merge_due.lock().expect("lock poisoned");
-        while *due {
-            due = self.shared.wake.wait(due).expect("lock poisoned");
+        let mut merges = self.shared.merges.lock().expect("lock poisoned");
+        while merges.due || merges.running {
+            merges = self.shared.wake.wait(merges).expect("lock poisoned");
         }
     }
 }
@@ -266,7 +283,7 @@ impl Shared {
     }
 
     fn request_merge(&self) {
-        *self.merge_due.lock().expect("lock poisoned") = true;
+        self.merges.lock().expect("lock poisoned").due = true;
         self.wake.notify_all();
     }
 
@@ -275,10 +292,13 @@ impl Shared {
     fn merge_loop(&self) {
         loop {
             {
-                let mut due = self.merge_due.lock().expect("lock poisoned");
-                while !*due && !self.stop.load(Ordering::SeqCst) {
-                    due = self.wake.wait(due).expect("lock poisoned");
+                let mut merges = self.merges.lock().expect("lock poisoned");
+                while !merges.due && !self.stop.load(Ordering::SeqCst) {
+                    merges = self.wake.wait(merges).expect("lock poisoned");
                 }
+                // Taken now, so a run added while merging calls again.
+                merges.due = false;
+                merges.running = true;
             }
             if self.stop.load(Ordering::SeqCst) {
                 return;
@@ -298,7 +318,7 @@ impl Shared {
                     }
                 }
             }
-            *self.merge_due.lock().expect("lock poisoned") = false;
+            self.merges.lock().expect("lock poisoned").running = false;
             self.wake.notify_all();
         }
     }
@@ -791,7 +811,7 @@ mod tests {
     #[test]
     fn finds_every_leaf_in_the_memtable_in_runs_and_after_reopening() {
         let dir = scratch("reopen");
-        let map = IdMap::open(&dir).unwrap();
+        let map = IdMap::open(&dir, DEFAULT_FLUSH_PAIRS).unwrap();
         let pairs: Vec<(u64, u64)> = (0..1000).map(|i| (key(i), i)).collect();
         map.insert(&pairs[..600], 600).unwrap();
         map.flush().unwrap();
@@ -807,7 +827,7 @@ mod tests {
         drop(map);
 
         // The memtable is gone with the process; the manifest says so.
-        let map = IdMap::open(&dir).unwrap();
+        let map = IdMap::open(&dir, DEFAULT_FLUSH_PAIRS).unwrap();
         assert_eq!((map.size(), map.covered()), (600, 600));
         assert_eq!(map.candidates(key(599)).unwrap(), vec![599]);
         assert_eq!(map.candidates(key(600)).unwrap(), Vec::<u64>::new());
@@ -819,7 +839,7 @@ mod tests {
     #[test]
     fn runs_of_similar_size_are_merged_and_nothing_is_lost() {
         let dir = scratch("merge");
-        let map = IdMap::open(&dir).unwrap();
+        let map = IdMap::open(&dir, DEFAULT_FLUSH_PAIRS).unwrap();
         let mut size = 0;
         for _ in 0..9 {
             let pairs: Vec<(u64, u64)> = (size..size + 500).map(|i| (key(i % 1700), i)).collect();
@@ -836,7 +856,7 @@ mod tests {
             assert_eq!(map.candidates(key(i)).unwrap(), expected, "key of {i}");
         }
         drop(map);
-        let map = IdMap::open(&dir).unwrap();
+        let map = IdMap::open(&dir, DEFAULT_FLUSH_PAIRS).unwrap();
         assert_eq!(map.covered(), 4500);
         assert_eq!(map.candidates(key(3)).unwrap(), vec![3, 1703, 3403]);
         let files = fs::read_dir(&dir).unwrap().count();
@@ -852,7 +872,7 @@ mod tests {
     #[test]
     fn a_key_spanning_blocks_is_found_whole() {
         let dir = scratch("span");
-        let map = IdMap::open(&dir).unwrap();
+        let map = IdMap::open(&dir, DEFAULT_FLUSH_PAIRS).unwrap();
         let shared = key(1);
         let mut pairs: Vec<(u64, u64)> = (0..400).map(|i| (shared, i)).collect();
         pairs.extend((400..1200).map(|i| (key(i), i)));
@@ -883,7 +903,7 @@ mod tests {
     #[test]
     fn damaged_files_are_refused_and_strays_removed() {
         let dir = scratch("damaged");
-        let map = IdMap::open(&dir).unwrap();
+        let map = IdMap::open(&dir, DEFAULT_FLUSH_PAIRS).unwrap();
         let pairs: Vec<(u64, u64)> = (0..300).map(|i| (key(i), i)).collect();
         map.insert(&pairs, 300).unwrap();
         map.flush().unwrap();
@@ -891,7 +911,7 @@ mod tests {
         let run = run_path(&dir, 0, false);
         fs::write(run_path(&dir, 9, false), b"stray").unwrap();
         fs::write(run_path(&dir, 10, true), b"half-written").unwrap();
-        drop(IdMap::open(&dir).unwrap());
+        drop(IdMap::open(&dir, DEFAULT_FLUSH_PAIRS).unwrap());
         assert!(!run_path(&dir, 9, false).exists());
         assert!(!run_path(&dir, 10, true).exists());
         assert!(run.exists());
@@ -901,11 +921,11 @@ mod tests {
         let at = bytes.len() - FOOTER_BYTES - 1;
         bytes[at] ^= 1;
         fs::write(&run, &bytes).unwrap();
-        let err = IdMap::open(&dir).err().unwrap();
+        let err = IdMap::open(&dir, DEFAULT_FLUSH_PAIRS).err().unwrap();
         assert!(matches!(err, IdMapError::Corrupt { .. }), "{err}");
         // A manifest that is not one.
         fs::write(dir.join(MANIFEST), b"covered 5\n").unwrap();
-        let err = IdMap::open(&dir).err().unwrap();
+        let err = IdMap::open(&dir, DEFAULT_FLUSH_PAIRS).err().unwrap();
         assert!(err.to_string().contains("not an id map manifest"), "{err}");
         fs::remove_dir_all(&dir).unwrap();
     }

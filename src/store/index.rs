@@ -32,7 +32,7 @@
 //!
 //! **Memory** is redb's page cache ([`CACHE_BYTES`]) plus the current
 //! transaction's dirty pages, plus per ID map a memtable of at most
-//! [`FLUSH_PAIRS`](super::idmap::FLUSH_PAIRS) pairs and ~1.3 bytes per
+//! [`IndexOptions::memtable_pairs`] pairs and ~1.3 bytes per
 //! logged entry of Bloom filter and fences: redb and the maps read their
 //! files with `pread`, not `mmap`.
 
@@ -49,7 +49,7 @@ use redb::{
 use serde::Deserialize;
 
 use super::TileStore;
-use super::idmap::{IdMap, IdMapError};
+use super::idmap::{DEFAULT_FLUSH_PAIRS, IdMap, IdMapError};
 use crate::entry::ArtefactId;
 use crate::tlog::tile::{TILE_WIDTH, Tile, TileKind, parse_bundle_for};
 
@@ -200,6 +200,22 @@ pub struct ActiveRecord {
     pub at: u64,
 }
 
+/// How an index is opened.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexOptions {
+    /// Pairs each ID map holds in memory before writing them out as a run
+    /// (see [`super::idmap`]): the most entries re-read after a crash.
+    pub memtable_pairs: usize,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        IndexOptions {
+            memtable_pairs: DEFAULT_FLUSH_PAIRS,
+        }
+    }
+}
+
 /// The index of a log: a redb database file and two ID maps in one
 /// directory, and the tiles its lookups are checked against.
 pub struct Index {
@@ -224,6 +240,15 @@ impl Index {
     /// Opens (or creates) the index in the directory `path` for the log
     /// whose tiles are in `store`, without checking it against the log.
     pub fn open(path: &Path, store: Arc<dyn TileStore>) -> Result<Index, IndexError> {
+        Index::open_with(path, store, IndexOptions::default())
+    }
+
+    /// [`Index::open`] with other options.
+    pub fn open_with(
+        path: &Path,
+        store: Arc<dyn TileStore>,
+        options: IndexOptions,
+    ) -> Result<Index, IndexError> {
         std::fs::create_dir_all(path)?;
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
@@ -231,8 +256,8 @@ impl Index {
         let index = Index {
             db,
             last_durable: Mutex::new(Instant::now()),
-            ids: IdMap::open(&path.join(IDS_DIR))?,
-            requests: IdMap::open(&path.join(REQUESTS_DIR))?,
+            ids: IdMap::open(&path.join(IDS_DIR), options.memtable_pairs)?,
+            requests: IdMap::open(&path.join(REQUESTS_DIR), options.memtable_pairs)?,
             store,
             readable: AtomicU64::new(0),
         };
@@ -277,8 +302,9 @@ impl Index {
         path: &Path,
         store: Arc<dyn TileStore>,
         size: u64,
+        options: IndexOptions,
     ) -> Result<Index, IndexError> {
-        let index = match Index::open(path, store.clone()) {
+        let index = match Index::open_with(path, store.clone(), options) {
             Ok(index) if index.ahead_of(size).is_none() => index,
             Ok(index) => {
                 tracing::warn!(
@@ -287,11 +313,11 @@ impl Index {
                     "index is ahead of the log; rebuilding it"
                 );
                 drop(index);
-                Index::fresh(path, store)?
+                Index::fresh(path, store, options)?
             }
             Err(err) => {
                 tracing::warn!(%err, "index failed to open; rebuilding it");
-                Index::fresh(path, store)?
+                Index::fresh(path, store, options)?
             }
         };
         let from = index.indexed_size();
@@ -303,13 +329,17 @@ impl Index {
     }
 
     /// Moves any index at `path` aside and creates an empty one.
-    pub fn fresh(path: &Path, store: Arc<dyn TileStore>) -> Result<Index, IndexError> {
+    pub fn fresh(
+        path: &Path,
+        store: Arc<dyn TileStore>,
+        options: IndexOptions,
+    ) -> Result<Index, IndexError> {
         if path.exists() {
             let aside = aside_path(path);
             std::fs::rename(path, &aside)?;
             tracing::warn!(path = %aside.display(), "moved the old index aside");
         }
-        Index::open(path, store)
+        Index::open_with(path, store, options)
     }
 
     /// The number of log entries the index covers: the database and both
