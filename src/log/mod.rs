@@ -21,7 +21,7 @@ use crate::entry::PolicyBody;
 use crate::entry::{ArtefactId, Kind, SignedEntry};
 use crate::store::TileStore;
 use crate::store::fs::FsTileStore;
-use crate::store::index::Index;
+use crate::store::index::{Index, IndexError};
 use crate::store::writer::{StoreHashReader, TileCache, TreeWriter, read_entry};
 use crate::tlog::Hash;
 use crate::tlog::checkpoint::Checkpoint;
@@ -177,11 +177,10 @@ impl Log {
         (entry.kind() == Kind::Policy).then_some((index, bytes))
     }
 
-    /// The logged entry with this ID and its index, checked.
-    pub fn artefact(&self, id: &ArtefactId) -> Option<(u64, Vec<u8>)> {
-        let index = self.index.lookup_id(id).ok()??;
-        let bytes = self.entry(index)?;
-        (ArtefactId::of(&bytes) == *id).then_some((index, bytes))
+    /// The logged entry with this ID and its index, checked. An error is
+    /// the index or the tiles failing, not a missing entry.
+    pub fn artefact(&self, id: &ArtefactId) -> Result<Option<(u64, Vec<u8>)>, IndexError> {
+        self.index.find_id(id)
     }
 }
 

@@ -129,7 +129,7 @@ impl GovernanceRules {
         if let Some(model) = self.staged.cards.get(id) {
             return Ok(Some(model.clone()));
         }
-        let Some((_, bytes)) = self.log.artefact(id) else {
+        let Some((_, bytes)) = self.log.artefact(id).map_err(index_failure)? else {
             return Ok(None);
         };
         let entry = SignedEntry::parse(&bytes).map_err(|e| index_failure(e.to_string()))?;

@@ -412,6 +412,7 @@ pub async fn artefact(State(state): State<AppState>, Path(id): Path<String>) -> 
     let found = tokio::task::spawn_blocking(move || {
         let (index, bytes) = log
             .artefact(&id)
+            .map_err(|e| ApiError::index_failure(e.to_string()))?
             .ok_or_else(|| ApiError::not_found(format!("no artefact {id} in the log")))?;
         let proof = make_tlog_proof(&log, index)?;
         Ok::<_, ApiError>((id, index, bytes, proof))

@@ -5,7 +5,6 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -29,8 +28,11 @@ impl Proven {
         let bytes = log
             .entry(index)
             .ok_or_else(|| ApiError::not_found(format!("no entry {index}")))?;
-        let entry = SignedEntry::parse(&bytes).map_err(|e| internal(e.to_string()))?;
-        let body = entry.typed_body().map_err(|e| internal(e.to_string()))?;
+        let entry =
+            SignedEntry::parse(&bytes).map_err(|e| ApiError::index_failure(e.to_string()))?;
+        let body = entry
+            .typed_body()
+            .map_err(|e| ApiError::index_failure(e.to_string()))?;
         let proof = make_tlog_proof(log, index)?;
         Ok(Proven {
             index,
@@ -52,10 +54,6 @@ impl Proven {
     }
 }
 
-fn internal(message: String) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "index_failure", message)
-}
-
 /// Runs a blocking query and turns its result into a response.
 async fn blocking(
     state: &AppState,
@@ -74,7 +72,7 @@ fn history(log: &Log, model: &str) -> Result<Vec<Proven>, ApiError> {
     let indexes = log
         .index
         .model_history(model)
-        .map_err(|e| internal(e.to_string()))?;
+        .map_err(|e| ApiError::index_failure(e.to_string()))?;
     indexes
         .into_iter()
         .map(|i| Proven::at(log, i))
@@ -165,23 +163,24 @@ pub async fn version(State(state): State<AppState>, Path(hash): Path<String>) ->
         let record = log
             .index
             .version(&hash.0)
-            .map_err(|e| internal(e.to_string()))?
+            .map_err(|e| ApiError::index_failure(e.to_string()))?
             .ok_or_else(|| ApiError::not_found(format!("version {hash} is not registered")))?;
         let version = Proven::at(log, record.index)?;
         let Body::ModelVersion(body) = &version.body else {
-            return Err(internal(format!(
+            return Err(ApiError::index_failure(format!(
                 "entry {} is not a model version",
                 record.index
             )));
         };
         let card = log
             .artefact(&body.card)
+            .map_err(|e| ApiError::index_failure(e.to_string()))?
             .map(|(i, _)| Proven::at(log, i))
             .transpose()?;
         let approvals = log
             .index
             .approvals(&hash.0)
-            .map_err(|e| internal(e.to_string()))?
+            .map_err(|e| ApiError::index_failure(e.to_string()))?
             .into_iter()
             .map(|a| Proven::at(log, a.index).map(|p| p.json()))
             .collect::<Result<Vec<_>, _>>()?;
@@ -195,7 +194,7 @@ pub async fn version(State(state): State<AppState>, Path(hash): Path<String>) ->
         let inferences = log
             .index
             .inference_count(&hash.0)
-            .map_err(|e| internal(e.to_string()))?;
+            .map_err(|e| ApiError::index_failure(e.to_string()))?;
         Ok(json!({
             "version_hash": hash.to_string(),
             "model": record.model,
@@ -215,16 +214,18 @@ pub async fn inference(State(state): State<AppState>, Path(request_id): Path<Str
         let index = log
             .index
             .lookup_request(&request_id)
-            .map_err(|e| internal(e.to_string()))?
+            .map_err(|e| ApiError::index_failure(e.to_string()))?
             .ok_or_else(|| {
                 ApiError::not_found(format!("no inference for request {request_id:?}"))
             })?;
         let proven = Proven::at(log, index)?;
         let Body::Inference(body) = &proven.body else {
-            return Err(internal(format!("entry {index} is not an inference")));
+            return Err(ApiError::index_failure(format!(
+                "entry {index} is not an inference"
+            )));
         };
         if body.request_id.as_str() != request_id {
-            return Err(internal(format!(
+            return Err(ApiError::index_failure(format!(
                 "the index points entry {index} at another request"
             )));
         }

@@ -442,10 +442,17 @@ impl Index {
     /// The leaf index of the entry with this artefact ID, if logged
     /// (checked: the entry there has this ID).
     pub fn lookup_id(&self, id: &ArtefactId) -> Result<Option<u64>, IndexError> {
+        Ok(self.find_id(id)?.map(|(index, _)| index))
+    }
+
+    /// The entry with this artefact ID and its leaf index, if logged: the
+    /// bytes [`Index::lookup_id`] checked, so callers need not read them again.
+    pub fn find_id(&self, id: &ArtefactId) -> Result<Option<(u64, Vec<u8>)>, IndexError> {
         let size = self.readable_size(self.ids.size());
         for candidate in self.ids.candidates(id_key(id))? {
-            if ArtefactId::of(&self.entry(candidate, size)?) == *id {
-                return Ok(Some(candidate));
+            let bytes = self.entry(candidate, size)?;
+            if ArtefactId::of(&bytes) == *id {
+                return Ok(Some((candidate, bytes)));
             }
         }
         Ok(None)
