@@ -337,13 +337,9 @@ impl Shared {
             b: newer.pairs_in_order()?.peekable(),
             stop: &self.stop,
         };
-        let run = Run::write(&self.dir, seq, pairs, merged);
-        let run = match run {
+        let run = match Run::write(&self.dir, seq, pairs, merged) {
             Ok(run) => run,
-            Err(_) if self.stop.load(Ordering::SeqCst) => {
-                let _ = fs::remove_file(run_path(&self.dir, seq, true));
-                return Ok(false);
-            }
+            Err(_) if self.stop.load(Ordering::SeqCst) => return Ok(false),
             Err(err) => return Err(err.into()),
         };
         let _writer = self.runs_writer.lock().expect("lock poisoned");
@@ -420,19 +416,47 @@ struct Run {
 
 impl Run {
     /// Writes `count` pairs (sorted by key, then leaf) as run `seq`,
-    /// durably, and opens it.
+    /// durably, and opens it. A failed write leaves no file behind, so
+    /// retries (a full disk) do not pile up partial runs.
     fn write<I, P>(dir: &Path, seq: u64, count: u64, pairs: I) -> io::Result<Run>
     where
         I: IntoIterator<Item = P>,
         P: IntoPairResult,
     {
         let tmp = run_path(dir, seq, true);
+        let written = Run::write_synced(&tmp, seq, count, pairs)
+            .and_then(|run| fs::rename(&tmp, run_path(dir, seq, false)).map(|()| run));
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        let (file, fences, bloom) = written?;
+        fsync_dir(dir)?;
+        Ok(Run {
+            seq,
+            file,
+            pairs: count,
+            fences,
+            bloom,
+        })
+    }
+
+    /// Writes the run file at `tmp` and syncs it; its fences and filter.
+    fn write_synced<I, P>(
+        tmp: &Path,
+        seq: u64,
+        count: u64,
+        pairs: I,
+    ) -> io::Result<(File, Vec<u64>, Bloom)>
+    where
+        I: IntoIterator<Item = P>,
+        P: IntoPairResult,
+    {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&tmp)?;
+            .open(tmp)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         let capacity = usize::try_from(count).map_err(io::Error::other)?;
         let mut fences = Vec::with_capacity(capacity.div_ceil(BLOCK_PAIRS));
@@ -464,15 +488,7 @@ impl Run {
         out.write_all(&meta)?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        fs::rename(&tmp, run_path(dir, seq, false))?;
-        fsync_dir(dir)?;
-        Ok(Run {
-            seq,
-            file,
-            pairs: count,
-            fences,
-            bloom,
-        })
+        Ok((file, fences, bloom))
     }
 
     /// Opens run `seq` of `pairs` pairs, checking its footer and checksum.
@@ -927,6 +943,19 @@ mod tests {
         fs::write(dir.join(MANIFEST), b"covered 5\n").unwrap();
         let err = IdMap::open(&dir, DEFAULT_FLUSH_PAIRS).err().unwrap();
         assert!(err.to_string().contains("not an id map manifest"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_run_write_leaves_no_file() {
+        let dir = scratch("failed-write");
+        fs::create_dir_all(&dir).unwrap();
+        let out_of_order = [(5u64, 0u64), (3, 1)];
+        let err = Run::write(&dir, 0, 2, out_of_order).err().unwrap();
+        assert!(err.to_string().contains("out of order"), "{err}");
+        let short = Run::write(&dir, 1, 3, [(1u64, 0u64)]).err().unwrap();
+        assert!(short.to_string().contains("expected 3"), "{short}");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
         fs::remove_dir_all(&dir).unwrap();
     }
 
