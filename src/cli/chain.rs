@@ -16,7 +16,7 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
-use super::client::{ClientFlags, LogClient};
+use super::client::{ClientFlags, LogClient, ReadFlags};
 use super::hash::hash_weights;
 use super::read_input;
 use crate::entry::{
@@ -414,7 +414,7 @@ pub(super) struct StatusArgs {
     #[arg(long)]
     model: String,
     #[command(flatten)]
-    flags: ClientFlags,
+    flags: ReadFlags,
 }
 
 impl StatusArgs {

@@ -1,9 +1,12 @@
 //! Commands that talk to a running log: `policy show|add-signer|add-criterion|set`,
 //! `entry sign` (offline) and `submit`.
 //!
-//! Global flags on every client command: `--log <url>` (env `MODELTRAIL_LOG`)
-//! and `--key <file>` (env `MODELTRAIL_KEY`, a private key file); `--json`
-//! prints one JSON object with at least `id` and `index` for a submission.
+//! Each command takes only the flags it uses: commands that submit take
+//! `--log <url>` (env `MODELTRAIL_LOG`), `--key <file>` (env
+//! `MODELTRAIL_KEY`, a private key file) and `--json` (one JSON object with at
+//! least `id` and `index`) ([`ClientFlags`]); `entry sign` works offline and
+//! takes only `--key` ([`KeyFlag`]); `status` only reads and takes `--log` and
+//! `--json` ([`ReadFlags`]). Any other flag is a usage error.
 
 use std::path::PathBuf;
 
@@ -36,18 +39,57 @@ pub(super) struct ClientFlags {
 
 impl ClientFlags {
     pub(super) fn signer(&self) -> anyhow::Result<SignerKey> {
-        let path = self
-            .key
-            .as_ref()
-            .ok_or_else(|| anyhow!("no signing key: pass --key <file> or set MODELTRAIL_KEY"))?;
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        SignerKey::parse(text.trim_end()).with_context(|| format!("key file {}", path.display()))
+        load_signer(self.key.as_ref())
     }
 
     pub(super) fn client(&self) -> anyhow::Result<LogClient> {
         LogClient::new(&self.log)
     }
+}
+
+/// Only the signing key: for commands that sign offline (`entry sign`), so
+/// that their help lists no `--log` or `--json` they would ignore.
+#[derive(Args, Clone)]
+pub(super) struct KeyFlag {
+    /// The private key file that signs.
+    #[arg(long = "key", env = "MODELTRAIL_KEY", global = true)]
+    key: Option<PathBuf>,
+}
+
+impl KeyFlag {
+    pub(super) fn signer(&self) -> anyhow::Result<SignerKey> {
+        load_signer(self.key.as_ref())
+    }
+}
+
+/// Where the log is and how to print: for commands that only read
+/// (`status`), so that their help lists no `--key` they would ignore.
+#[derive(Args, Clone)]
+pub(super) struct ReadFlags {
+    /// The log's base URL.
+    #[arg(
+        long = "log",
+        env = "MODELTRAIL_LOG",
+        default_value = "http://127.0.0.1:7480"
+    )]
+    log: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+impl ReadFlags {
+    pub(super) fn client(&self) -> anyhow::Result<LogClient> {
+        LogClient::new(&self.log)
+    }
+}
+
+fn load_signer(path: Option<&PathBuf>) -> anyhow::Result<SignerKey> {
+    let path =
+        path.ok_or_else(|| anyhow!("no signing key: pass --key <file> or set MODELTRAIL_KEY"))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    SignerKey::parse(text.trim_end()).with_context(|| format!("key file {}", path.display()))
 }
 
 #[derive(Subcommand)]
@@ -199,7 +241,7 @@ pub(super) struct EntryArgs {
     #[command(subcommand)]
     command: EntryCommand,
     #[command(flatten)]
-    flags: ClientFlags,
+    flags: KeyFlag,
 }
 
 impl EntryArgs {

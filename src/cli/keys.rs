@@ -1,9 +1,9 @@
-//! `modeltrail note verify` and `modeltrail keygen`.
+//! `modeltrail note verify`, `modeltrail keygen` and `modeltrail vkey`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 
 use super::{read_input, stdin_path};
@@ -64,8 +64,34 @@ impl KeygenArgs {
             true => KeyType::CosignatureV1,
             false => KeyType::Ed25519,
         };
+        if self.out.exists() {
+            bail!(
+                "{} already exists (keys are never overwritten); its vkey: modeltrail vkey {}",
+                self.out.display(),
+                self.out.display()
+            );
+        }
         let key = SignerKey::generate(&self.name, key_type).context("generating key")?;
         write_private_key(&self.out, &key.to_private_string())?;
+        println!("{}", key.verifier());
+        Ok(())
+    }
+}
+
+#[derive(Args)]
+pub(super) struct VkeyArgs {
+    /// The private key file (as written by `keygen` or `init`).
+    key: PathBuf,
+}
+
+impl VkeyArgs {
+    /// Prints the vkey of an existing private key file, so that `keygen
+    /// --out k` never has to be re-run (it refuses to overwrite) to get it.
+    pub(super) fn run(self) -> anyhow::Result<()> {
+        let text = std::fs::read_to_string(&self.key)
+            .with_context(|| format!("reading {}", self.key.display()))?;
+        let key = SignerKey::parse(text.trim_end())
+            .with_context(|| format!("key file {}", self.key.display()))?;
         println!("{}", key.verifier());
         Ok(())
     }

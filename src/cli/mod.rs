@@ -46,6 +46,8 @@ enum Command {
     Note(keys::NoteCommand),
     /// Generate a signing key (Go-style private key file, mode 0600) and print its vkey.
     Keygen(keys::KeygenArgs),
+    /// Print the vkey (public key) of an existing private key file.
+    Vkey(keys::VkeyArgs),
     /// Verify c2sp.org/tlog-proof files offline.
     #[command(name = "tlog-proof", subcommand)]
     TlogProof(proof::TlogProofCommand),
@@ -107,11 +109,23 @@ enum Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
+    #[cfg(not(feature = "server"))]
+    if let Some(code) = refuse_server_command() {
+        return code;
+    }
     let cli = Cli::parse();
+    #[cfg(feature = "server")]
+    let serving = matches!(cli.command, Command::Serve(_));
+    #[cfg(not(feature = "server"))]
+    let serving = false;
+    if !serving {
+        quiet_on_broken_pipe();
+    }
     let result = match cli.command {
         Command::Proof(cmd) => cmd.run(),
         Command::Note(cmd) => cmd.run(),
         Command::Keygen(args) => args.run(),
+        Command::Vkey(args) => args.run(),
         Command::TlogProof(cmd) => cmd.run(),
         #[cfg(feature = "server")]
         Command::Serve(args) => args.run(),
@@ -155,6 +169,59 @@ pub fn main() -> ExitCode {
             eprintln!("modeltrail: {}", one_line(&err));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The commands only a build with the `server` feature has.
+#[cfg(not(feature = "server"))]
+const SERVER_COMMANDS: [&str; 16] = [
+    "serve",
+    "init",
+    "reindex",
+    "policy",
+    "entry",
+    "submit",
+    "card",
+    "version",
+    "approve",
+    "activate",
+    "rollback",
+    "inference",
+    "status",
+    "bench",
+    "evidence",
+    "review",
+];
+
+/// In a verify-only build, names a server command's absence plainly instead
+/// of clap's "unrecognized subcommand".
+#[cfg(not(feature = "server"))]
+fn refuse_server_command() -> Option<ExitCode> {
+    let first = std::env::args().nth(1)?;
+    if !SERVER_COMMANDS.contains(&first.as_str()) {
+        return None;
+    }
+    eprintln!(
+        "modeltrail: `{first}` is not in this build: it was built without the server feature \
+         (verify-only: `--no-default-features --features cli`); install the full tool with \
+         `cargo install --path .`"
+    );
+    Some(ExitCode::from(2))
+}
+
+/// Restores the default action of SIGPIPE (terminate, silently), which the
+/// Rust runtime sets to "ignore": without it, `modeltrail audit … | head -1`
+/// panics on the first write after `head` exits. Every command but `serve`
+/// does this at start; the server keeps SIGPIPE ignored so that a client
+/// closing its connection is an error on that connection, not the end of the
+/// log. (Sockets are written with `MSG_NOSIGNAL` anyway; this is about
+/// standard output.)
+fn quiet_on_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called once at start-up, before any other thread exists;
+    // setting a signal's disposition to SIG_DFL has no other precondition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
