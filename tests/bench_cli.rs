@@ -113,3 +113,85 @@ fn bench_batched_then_single_entry_against_a_real_server() {
     assert!(report["verified"].as_u64().unwrap() > 0, "{report:#}");
     assert_eq!(report["checkpoint_signature_verified"], false);
 }
+
+/// A short flat-out run pre-signs what it could send, not 500,000 entries
+/// (which took 27 s whatever the run length), and warns that its made-up
+/// versions will show in `audit` as `unknown_version`.
+#[test]
+fn a_short_flat_out_run_presigns_only_what_it_can_send() {
+    let (server, dir, _) = start("bench-presign");
+    let admin = dir.join("data/keys/admin.key");
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "--url",
+            &server.base,
+            "--json",
+            "--duration",
+            "0.1",
+        ])
+        .args(["--writers", "2", "--admin-key", admin.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let presigned = report["presigned"].as_u64().unwrap();
+    assert!(presigned <= 4_000 + 2, "{report:#}");
+    assert!(report["acked"].as_u64().unwrap() > 0, "{report:#}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown_version"), "{stderr}");
+}
+
+/// A log that is down is waited for, not burnt through: the writers retry the
+/// same entries with backoff, count the refused connections as
+/// `unreachable`, and every entry is logged once the log is back (on the
+/// same port).
+#[test]
+fn bench_waits_for_a_log_that_is_down_and_loses_no_entry() {
+    let (mut server, dir, _) = start("bench-down");
+    let data = dir.join("data");
+    let admin = data.join("keys/admin.key");
+    let serving = dir.join("serving.key");
+    bench(
+        &server,
+        &[
+            "--admin-key",
+            admin.to_str().unwrap(),
+            "--save-key",
+            serving.to_str().unwrap(),
+            "--entries",
+            "1",
+        ],
+    );
+    assert!(server.terminate().success());
+
+    let port = common::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let bench = Command::new(BIN)
+        .args(["bench", "--url", &url, "--json", "--entries", "20"])
+        .args(["--writers", "2", "--key", serving.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let mut log = Command::new(BIN)
+        .args(["serve", "--data", data.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = bench.wait_with_output().unwrap();
+    let term = Command::new("kill")
+        .args(["-TERM", &log.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success() && log.wait().unwrap().success());
+    assert!(out.status.success(), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["acked"], 20, "{report:#}");
+    assert_eq!(report["write_errors"], serde_json::json!({}), "{report:#}");
+    assert!(report["unreachable"].as_u64().unwrap() > 0, "{report:#}");
+    assert_eq!(report["abandoned"], 0, "{report:#}");
+}

@@ -7,7 +7,14 @@
 //! Only public endpoints are used, so `--raw` (arbitrary distinct payloads,
 //! no modeltrail signing) drives any log with `POST /add` and tlog-tiles.
 //!
-//! Entries are signed before the clock starts, so signing is not measured.
+//! Entries are signed before the clock starts, so signing is not measured; a
+//! flat-out `--duration` run signs only what it could send (40,000 a second
+//! of the run, at most 500,000). A log that refuses connections (down or
+//! restarting) is retried with the same entries after a doubling wait (50 ms
+//! to 2 s), counted as `unreachable`, and given up on after 30 s: no entry is
+//! burnt on a connection that never carried it. Signed runs log inferences of
+//! made-up versions, so `audit` of that log reports them `unknown_version`;
+//! bench says so on stderr.
 //! Integration latency is the time from sending a request to receiving its
 //! index (a modeltrail log answers only once the entry is durable and in a
 //! published checkpoint); a batch's latency counts for each of its entries.
@@ -35,8 +42,21 @@ use crate::tlog::tile::{
 
 /// Most bytes of pre-signed entries held for one run.
 const MAX_POOL_BYTES: usize = 512 << 20;
-/// Entries pre-signed for a flat-out `--duration` run without `--presign`.
+/// Most entries pre-signed for a flat-out `--duration` run without
+/// `--presign`.
 const DEFAULT_PRESIGN: usize = 500_000;
+/// Entries per second no log on this hardware class reaches (the batched
+/// figure is about 30k/s): a flat-out `--duration` run pre-signs this many
+/// per second of the run, up to [`DEFAULT_PRESIGN`], so a short run does not
+/// wait half a minute signing entries it cannot send.
+const RATE_CEILING: f64 = 40_000.0;
+/// First wait before retrying a log that refused the connection; doubled
+/// on each refusal up to [`UNREACHABLE_MAX_WAIT`].
+const UNREACHABLE_FIRST_WAIT: Duration = Duration::from_millis(50);
+const UNREACHABLE_MAX_WAIT: Duration = Duration::from_secs(2);
+/// A writer that could not connect for this long gives up (its entries
+/// count as abandoned) instead of waiting for ever.
+const UNREACHABLE_GIVE_UP: Duration = Duration::from_secs(30);
 
 #[derive(Args)]
 pub(super) struct BenchArgs {
@@ -76,7 +96,7 @@ pub(super) struct BenchArgs {
     #[arg(long)]
     entries: Option<usize>,
     /// Entries to pre-sign for a flat-out `--duration` run (the run ends early
-    /// if they run out) [default: 500000].
+    /// if they run out) [default: 40000 per second of --duration, at most 500000].
     #[arg(long)]
     presign: Option<usize>,
     /// Reader tasks verifying inclusion proofs from tiles.
@@ -161,8 +181,19 @@ impl BenchArgs {
             (None, Some(d)) if self.rate > 0.0 => {
                 (self.rate * d * 1.05).ceil() as usize + self.writers * self.batch as usize
             }
-            (None, _) => self.presign.unwrap_or(DEFAULT_PRESIGN),
+            (None, Some(d)) => self.presign.unwrap_or(
+                ((RATE_CEILING * d).ceil() as usize).min(DEFAULT_PRESIGN)
+                    + self.writers * self.batch as usize,
+            ),
+            (None, None) => unreachable!("clap requires --duration or --entries"),
         };
+        if matches!(payload, Payload::Signed(_)) {
+            eprintln!(
+                "modeltrail bench: note: bench logs inferences of made-up model versions; \
+                 `modeltrail audit` of this log will report each as unknown_version. \
+                 Bench a scratch log, not one you audit."
+            );
+        }
         let presign_start = Instant::now();
         let ids = if self.random_request_ids {
             RequestIds::Random
@@ -511,6 +542,8 @@ struct WriteStats {
     retries: u64,
     duplicates: u64,
     abandoned: u64,
+    /// Requests that could not connect (retried with backoff; nothing sent).
+    unreachable: u64,
     latencies_us: Vec<u32>,
     errors: BTreeMap<String, u64>,
 }
@@ -523,6 +556,7 @@ impl WriteStats {
         self.retries += o.retries;
         self.duplicates += o.duplicates;
         self.abandoned += o.abandoned;
+        self.unreachable += o.unreachable;
         self.latencies_us.extend(o.latencies_us);
         for (k, v) in o.errors {
             *self.errors.entry(k).or_default() += v;
@@ -542,6 +576,8 @@ enum Sent {
     Pushback(Duration),
     /// The whole request failed.
     Failed(String),
+    /// No connection: nothing was sent, so the same entries are retried.
+    Unreachable,
 }
 
 /// Claims slices of the pool and submits them until the pool, the entry
@@ -549,7 +585,10 @@ enum Sent {
 async fn writer(ctx: Arc<Ctx>) -> WriteStats {
     let mut stats = WriteStats::default();
     let total = ctx.pool.len();
-    loop {
+    let mut down_since: Option<Instant> = None;
+    let mut wait = UNREACHABLE_FIRST_WAIT;
+    let mut gave_up = false;
+    while !gave_up {
         if ctx.past_deadline() {
             break;
         }
@@ -570,6 +609,25 @@ async fn writer(ctx: Arc<Ctx>) -> WriteStats {
             let sent = Instant::now();
             let outcome = submit(&ctx, &slots).await;
             let micros = u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
+            if let Sent::Unreachable = outcome {
+                // The log is down (or restarting): wait, longer each time,
+                // and send the same entries again; burn none.
+                stats.unreachable += 1;
+                let since = *down_since.get_or_insert(sent);
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(UNREACHABLE_MAX_WAIT);
+                if since.elapsed() >= UNREACHABLE_GIVE_UP {
+                    stats.error("unreachable: gave up".into(), slots.len() as u64);
+                    slots.clear();
+                    gave_up = true;
+                } else if ctx.past_deadline() {
+                    stats.abandoned += slots.len() as u64;
+                    slots.clear();
+                }
+                continue;
+            }
+            down_since = None;
+            wait = UNREACHABLE_FIRST_WAIT;
             stats.requests += 1;
             let retry_after = match outcome {
                 Sent::Answered(results) => {
@@ -592,6 +650,7 @@ async fn writer(ctx: Arc<Ctx>) -> WriteStats {
                     (!slots.is_empty()).then(|| Duration::from_secs(1))
                 }
                 Sent::Pushback(after) => Some(after),
+                Sent::Unreachable => unreachable!("handled above"),
                 Sent::Failed(what) => {
                     stats.error(what, slots.len() as u64);
                     slots.clear();
@@ -634,6 +693,7 @@ async fn submit(ctx: &Ctx, slots: &[usize]) -> Sent {
     };
     let response = match request.send().await {
         Ok(r) => r,
+        Err(e) if e.is_connect() => return Sent::Unreachable,
         Err(e) => return Sent::Failed(format!("transport: {}", error_kind(&e))),
     };
     let status = response.status();
@@ -1133,9 +1193,10 @@ impl Report {
                 );
             }
             s += &format!(
-                "pushback (503): {}, retries: {}, abandoned at the deadline: {}, duplicates: {}, index collisions: {}\n",
+                "pushback (503): {}, retries: {}, unreachable (retried): {}, abandoned at the deadline: {}, duplicates: {}, index collisions: {}\n",
                 self.writes.pushback,
                 self.writes.retries,
+                self.writes.unreachable,
                 self.writes.abandoned,
                 self.writes.duplicates,
                 self.collisions
@@ -1201,6 +1262,7 @@ impl Report {
             "pushback": self.writes.pushback,
             "retries": self.writes.retries,
             "abandoned": self.writes.abandoned,
+            "unreachable": self.writes.unreachable,
             "duplicates": self.writes.duplicates,
             "index_collisions": self.collisions,
             "write_errors": &self.writes.errors,
