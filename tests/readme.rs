@@ -1,0 +1,170 @@
+//! README.md, run top to bottom (issue 18, item 9): the README cannot rot.
+//!
+//! The shell blocks (Markdown code blocks indented by four spaces) between
+//! `<!-- readme-test: start` and `<!-- readme-test: end` are taken from
+//! README.md itself, in order, and run as one bash script (`set -euo
+//! pipefail`, so any failing command fails the test) in one empty directory,
+//! with the freshly built `modeltrail` first on PATH. A block right after
+//! `<!-- readme-test: skip -->` (placeholders such as `<log vkey>`) is left
+//! out. The test starts `modeltrail serve` in that directory on a free port,
+//! as the README's "Run the log" does by hand, and replaces the default
+//! address `127.0.0.1:7480` in the blocks with the real one. At the end the
+//! chain the README built must audit clean (`modeltrail audit` exits 0) and
+//! `evidence --request-id req-42` must give a file that verifies.
+//!
+//! It needs `curl` and `jq` (the README uses them); `.ci/run` installs them.
+
+#![cfg(feature = "server")]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{BIN, Server, scratch};
+
+/// One runnable block: the README line it starts on and its text.
+struct Block {
+    line: usize,
+    text: String,
+}
+
+/// The runnable blocks of a Markdown text, in order.
+fn blocks(markdown: &str) -> Vec<Block> {
+    let lines: Vec<&str> = markdown.lines().collect();
+    let mut out = Vec::new();
+    let mut in_region = false;
+    let mut skip_next = false;
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if line.contains("<!-- readme-test: start") {
+            assert!(!in_region, "README.md:{}: nested readme-test: start", i + 1);
+            in_region = true;
+        } else if line.contains("<!-- readme-test: end") {
+            assert!(
+                in_region,
+                "README.md:{}: readme-test: end without start",
+                i + 1
+            );
+            in_region = false;
+        } else if line.contains("<!-- readme-test: skip") {
+            skip_next = true;
+        } else if in_region && line.starts_with("    ") {
+            // An indented block runs on across blank lines while indented
+            // lines follow.
+            let start = i;
+            let mut text = String::new();
+            while i < lines.len() {
+                let l = lines[i];
+                if let Some(code) = l.strip_prefix("    ") {
+                    text.push_str(code);
+                    text.push('\n');
+                } else if l.trim().is_empty()
+                    && lines[i + 1..]
+                        .iter()
+                        .find(|l| !l.trim().is_empty())
+                        .is_some_and(|l| l.starts_with("    "))
+                {
+                    text.push('\n');
+                } else {
+                    break;
+                }
+                i += 1;
+            }
+            if !std::mem::take(&mut skip_next) {
+                out.push(Block {
+                    line: start + 1,
+                    text,
+                });
+            }
+            continue;
+        }
+        i += 1;
+    }
+    assert!(!in_region, "README.md: readme-test: start without end");
+    out
+}
+
+#[test]
+fn the_block_extraction_follows_the_markers() {
+    let md = "intro\n\n    not run\n\n<!-- readme-test: start -->\n\n    a\n\n    b\ntext\n\
+              <!-- readme-test: skip -->\n\n    skipped\n\ntext\n\n    c\n<!-- readme-test: end -->\n\n    d\n";
+    let got: Vec<(usize, String)> = blocks(md).into_iter().map(|b| (b.line, b.text)).collect();
+    assert_eq!(
+        got,
+        vec![(7, "a\n\nb\n".to_owned()), (17, "c\n".to_owned())]
+    );
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn the_readme_runs_top_to_bottom_on_one_data_directory() {
+    for tool in ["bash", "curl", "jq"] {
+        assert!(
+            have(tool),
+            "the README test needs {tool} on PATH (.ci/run installs it)"
+        );
+    }
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let blocks = blocks(&readme);
+    assert!(
+        blocks.len() >= 20,
+        "only {} runnable README blocks: were the readme-test markers removed?",
+        blocks.len()
+    );
+
+    let dir = scratch("readme");
+    let data = dir.join("modeltrail-data");
+    let mut server = Server::start(&data);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+
+    let mut script = String::from("set -euo pipefail\n");
+    for b in &blocks {
+        script += &format!("echo '== README.md:{}' >&2\n", b.line);
+        script += &b.text.replace("127.0.0.1:7480", &addr);
+        script.push('\n');
+    }
+    // What the README promises at the end: the chain audits clean, and the
+    // evidence for req-42 verifies offline.
+    script += "echo '== after the README: audit and evidence' >&2\n\
+               modeltrail audit --log \"$MODELTRAIL_LOG\" --policy auditor.policy\n\
+               modeltrail evidence --log \"$MODELTRAIL_LOG\" --request-id req-42 --out final.evidence\n\
+               modeltrail verify final.evidence --policy auditor.policy\n";
+    std::fs::write(dir.join("readme.sh"), &script).unwrap();
+
+    let bin_dir = Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("bash")
+        .arg("readme.sh")
+        .current_dir(&dir)
+        .env("PATH", path)
+        .env_remove("MODELTRAIL_LOG")
+        .env_remove("MODELTRAIL_KEY")
+        .env_remove("MODELTRAIL_DATA")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the README failed ({}); the last `== README.md:N` line names the block\n\
+         --- stdout ---\n{stdout}\n--- stderr ---\n{stderr}\n--- server ---\n{}",
+        out.status,
+        server.stderr()
+    );
+    assert!(stdout.contains("Request \"req-42\""), "{stdout}");
+    assert!(server.terminate().success());
+}
