@@ -154,7 +154,7 @@ impl Chain {
             &chain.admin,
         );
         assert_eq!(out["index"], json!(6));
-        let shown = chain.ok(&["policy", "show"], &chain.admin);
+        let shown = chain.read(&["policy", "show"]);
         assert_eq!(shown["index"], json!(6), "{shown}");
         assert_eq!(shown["policy"]["approvals_required"], json!(2));
         let criteria: Vec<&str> = shown["policy"]["criteria"]
@@ -179,6 +179,26 @@ impl Chain {
             .current_dir(&self.dir)
             .output()
             .expect("run the CLI")
+    }
+
+    /// A read-only CLI command (`status`, `policy show`: no `--key`) that
+    /// must succeed and print one JSON object.
+    fn read(&self, args: &[&str]) -> Value {
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--log", &self.server.base, "--json"])
+            .env_remove("MODELTRAIL_LOG")
+            .env_remove("MODELTRAIL_KEY")
+            .output()
+            .expect("run the CLI");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}{stdout}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("{args:?} printed no single JSON object ({e}): {stdout}"))
     }
 
     /// A CLI command that must succeed and print one JSON object.
@@ -331,7 +351,7 @@ impl Chain {
     }
 
     fn status(&self) -> Value {
-        self.ok(&["status", "--model", MODEL], &self.serving)
+        self.read(&["status", "--model", MODEL])
     }
 }
 

@@ -177,4 +177,13 @@ fn each_command_takes_only_the_flags_it_uses() {
     assert!(!text.contains("--key"), "{text}");
     let refused = modeltrail(&["status", "--model", "m", "--key", "k"]);
     assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+
+    let help = modeltrail(&["policy", "show", "--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("--log") && !text.contains("--key"), "{text}");
+    let help = modeltrail(&["policy", "set", "--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("--log") && text.contains("--key"), "{text}");
+    let refused = modeltrail(&["policy", "show", "--key", "k"]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
 }

@@ -5,8 +5,8 @@
 //! `--log <url>` (env `MODELTRAIL_LOG`), `--key <file>` (env
 //! `MODELTRAIL_KEY`, a private key file) and `--json` (one JSON object with at
 //! least `id` and `index`) ([`ClientFlags`]); `entry sign` works offline and
-//! takes only `--key` ([`KeyFlag`]); `status` only reads and takes `--log` and
-//! `--json` ([`ReadFlags`]). Any other flag is a usage error.
+//! takes only `--key` ([`KeyFlag`]); `status` and `policy show` only read and
+//! take `--log` and `--json` ([`ReadFlags`]). Any other flag is a usage error.
 
 use std::path::PathBuf;
 
@@ -95,7 +95,10 @@ fn load_signer(path: Option<&PathBuf>) -> anyhow::Result<SignerKey> {
 #[derive(Subcommand)]
 pub(super) enum PolicyCommand {
     /// Show the policy in force.
-    Show,
+    Show {
+        #[command(flatten)]
+        flags: ReadFlags,
+    },
     /// Add a signer (or roles to a signer) to the policy; signed by an admin.
     AddSigner {
         /// The signer's vkey.
@@ -104,6 +107,8 @@ pub(super) enum PolicyCommand {
         /// A role: admin, registry, approver or serving (repeatable).
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
+        #[command(flatten)]
+        flags: ClientFlags,
     },
     /// Add an approval criterion to the policy; signed by an admin.
     AddCriterion {
@@ -113,12 +118,16 @@ pub(super) enum PolicyCommand {
         /// What the approver attests.
         #[arg(long)]
         description: String,
+        #[command(flatten)]
+        flags: ClientFlags,
     },
     /// Change policy settings; signed by an admin.
     Set {
         /// Distinct approvals a version needs before activation.
         #[arg(long)]
         approvals_required: u32,
+        #[command(flatten)]
+        flags: ClientFlags,
     },
 }
 
@@ -126,38 +135,38 @@ pub(super) enum PolicyCommand {
 pub(super) struct PolicyArgs {
     #[command(subcommand)]
     command: PolicyCommand,
-    #[command(flatten)]
-    flags: ClientFlags,
 }
 
 impl PolicyArgs {
     pub(super) fn run(self) -> anyhow::Result<()> {
-        let client = self.flags.client()?;
-        let (index, mut body) = client.current_policy()?;
-        let edit: fn(&mut Value, &PolicyCommand) -> anyhow::Result<()> = match &self.command {
-            PolicyCommand::Show => {
-                if self.flags.json {
-                    println!("{}", json!({ "index": index, "policy": body }));
-                } else {
-                    print_policy(index, &PolicyBody::parse(&body)?);
+        let (flags, edit): (_, fn(&mut Value, &PolicyCommand) -> anyhow::Result<()>) =
+            match &self.command {
+                PolicyCommand::Show { flags } => {
+                    let (index, body) = flags.client()?.current_policy()?;
+                    if flags.json {
+                        println!("{}", json!({ "index": index, "policy": body }));
+                    } else {
+                        print_policy(index, &PolicyBody::parse(&body)?);
+                    }
+                    return Ok(());
                 }
-                return Ok(());
-            }
-            PolicyCommand::AddSigner { .. } => add_signer,
-            PolicyCommand::AddCriterion { .. } => add_criterion,
-            PolicyCommand::Set { .. } => set_settings,
-        };
+                PolicyCommand::AddSigner { flags, .. } => (flags, add_signer),
+                PolicyCommand::AddCriterion { flags, .. } => (flags, add_criterion),
+                PolicyCommand::Set { flags, .. } => (flags, set_settings),
+            };
+        let client = flags.client()?;
+        let (_, mut body) = client.current_policy()?;
         edit(&mut body, &self.command)?;
         PolicyBody::parse(&body).context("the edited policy is invalid")?;
-        let entry = SignedEntry::sign(Kind::Policy, body, &self.flags.signer()?)?;
+        let entry = SignedEntry::sign(Kind::Policy, body, &flags.signer()?)?;
         let index = client.submit(&entry)?;
-        report(&self.flags, &entry, index);
+        report(flags, &entry, index);
         Ok(())
     }
 }
 
 fn add_signer(body: &mut Value, command: &PolicyCommand) -> anyhow::Result<()> {
-    let PolicyCommand::AddSigner { vkey, roles } = command else {
+    let PolicyCommand::AddSigner { vkey, roles, .. } = command else {
         unreachable!("add_signer is only chosen for add-signer")
     };
     VerifierKey::parse(vkey).with_context(|| format!("--vkey {vkey}"))?;
@@ -187,7 +196,10 @@ fn add_signer(body: &mut Value, command: &PolicyCommand) -> anyhow::Result<()> {
 }
 
 fn add_criterion(body: &mut Value, command: &PolicyCommand) -> anyhow::Result<()> {
-    let PolicyCommand::AddCriterion { id, description } = command else {
+    let PolicyCommand::AddCriterion {
+        id, description, ..
+    } = command
+    else {
         unreachable!("add_criterion is only chosen for add-criterion")
     };
     let criteria = body["criteria"]
@@ -201,7 +213,10 @@ fn add_criterion(body: &mut Value, command: &PolicyCommand) -> anyhow::Result<()
 }
 
 fn set_settings(body: &mut Value, command: &PolicyCommand) -> anyhow::Result<()> {
-    let PolicyCommand::Set { approvals_required } = command else {
+    let PolicyCommand::Set {
+        approvals_required, ..
+    } = command
+    else {
         unreachable!("set_settings is only chosen for set")
     };
     body["approvals_required"] = json!(approvals_required);
