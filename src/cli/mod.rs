@@ -19,6 +19,7 @@ mod proof;
 #[cfg(feature = "server")]
 mod serve;
 
+#[cfg(feature = "server")]
 pub(crate) use keys::write_private_key;
 
 use std::io::Read as _;

@@ -97,11 +97,31 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of standard output went away (`status | head -1`):
+        // end quietly, with the status a shell gives a process SIGPIPE ended.
+        Err(err) if is_broken_pipe(&err) => ExitCode::from(141),
         Err(err) => {
             eprintln!("modeltrail-witness: {}", one_line(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Writes `text` and a newline to standard output; unlike `println!`, a
+/// closed pipe is an error (see [`is_broken_pipe`]), not a panic.
+fn print_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    out.flush()?;
+    Ok(())
 }
 
 fn one_line(err: &anyhow::Error) -> String {
@@ -116,8 +136,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 "modeltrail-witness: created the witness key in {}",
                 data.data.display()
             );
-            println!("{vkey}");
-            Ok(())
+            print_out(&vkey.to_string())
         }
         Command::AddLog { data, origin, key } => {
             let key = parse_log_key(&key)?;
@@ -143,8 +162,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Status { data, json } => status(&DataDir::new(&data.data), json),
         Command::Evidence { data } => {
             let records = DataDir::new(&data.data).read_evidence()?;
-            println!("{}", serde_json::to_string_pretty(&records)?);
-            Ok(())
+            print_out(&serde_json::to_string_pretty(&records)?)
         }
         Command::Bench(args) => crate::bench::run(args),
         Command::BenchDisk(args) => crate::bench::disk(&args),
@@ -258,24 +276,28 @@ fn status(dir: &DataDir, as_json: bool) -> anyhow::Result<()> {
         .collect();
     if as_json {
         let out = json!({"name": config.name, "vkey": vkey.to_string(), "logs": logs, "evidence": evidence});
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(());
+        return print_out(&serde_json::to_string_pretty(&out)?);
     }
-    println!("witness {} ({vkey})", config.name);
-    println!("{} log(s), {evidence} evidence record(s)", logs.len());
+    let mut text = format!(
+        "witness {} ({vkey})\n{} log(s), {evidence} evidence record(s)",
+        config.name,
+        logs.len()
+    );
     for log in &logs {
-        println!("{}", log["origin"].as_str().unwrap_or_default());
+        text += &format!("\n{}", log["origin"].as_str().unwrap_or_default());
         match log["latest"].as_object() {
-            Some(l) => println!(
-                "  latest cosigned: size {}, root {}, at {}",
-                l["size"],
-                l["root"].as_str().unwrap_or_default(),
-                l["cosigned_at"].as_str().unwrap_or_default()
-            ),
-            None => println!("  latest cosigned: none yet"),
+            Some(l) => {
+                text += &format!(
+                    "\n  latest cosigned: size {}, root {}, at {}",
+                    l["size"],
+                    l["root"].as_str().unwrap_or_default(),
+                    l["cosigned_at"].as_str().unwrap_or_default()
+                )
+            }
+            None => text += "\n  latest cosigned: none yet",
         }
     }
-    Ok(())
+    print_out(&text)
 }
 
 /// POSIX seconds as `YYYY-MM-DDTHH:MM:SS.000Z`.
