@@ -4,11 +4,14 @@
 //! `<!-- readme-test: start` and `<!-- readme-test: end` are taken from
 //! README.md itself, in order, and run as one bash script (`set -euo
 //! pipefail`, so any failing command fails the test) in one empty directory,
-//! with the freshly built `modeltrail` first on PATH. A block right after
-//! `<!-- readme-test: skip -->` (placeholders such as `<log vkey>`) is left
-//! out. The test starts `modeltrail serve` in that directory on a free port,
-//! as the README's "Run the log" does by hand, and replaces the default
-//! address `127.0.0.1:7480` in the blocks with the real one. At the end the
+//! with the freshly built `modeltrail` and `modeltrail-witness` first on
+//! PATH. A block right after `<!-- readme-test: skip -->` (placeholders such
+//! as `<log vkey>`, installs) is left out. The servers the README has the
+//! reader leave running in a terminal of their own (`modeltrail serve`,
+//! `modeltrail-witness serve`) run in the background, each waited for until
+//! it answers, and are stopped (SIGTERM) when the script ends; they listen
+//! on free ports, which replace the README's `127.0.0.1:7480` (the log, also
+//! through `MODELTRAIL_LISTEN`) and `7380` (the witness). At the end the
 //! chain the README built must audit clean (`modeltrail audit` exits 0) and
 //! `evidence --request-id req-42` must give a file that verifies.
 //!
@@ -21,7 +24,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{BIN, Server, scratch};
+use common::{BIN, free_port, scratch, witness_bin};
 
 /// One runnable block: the README line it starts on and its text.
 struct Block {
@@ -123,16 +126,48 @@ fn the_readme_runs_top_to_bottom_on_one_data_directory() {
     );
 
     let dir = scratch("readme");
-    let data = dir.join("modeltrail-data");
-    let mut server = Server::start(&data);
-    let addr = server.base.trim_start_matches("http://").to_owned();
+    let log = format!("127.0.0.1:{}", free_port());
+    let witness = format!("127.0.0.1:{}", free_port());
 
-    let mut script = String::from("set -euo pipefail\n");
+    // Servers start in the background and are stopped, gracefully, at the end.
+    let mut script = String::from(
+        "set -euo pipefail\n\
+         trap 'kill $(jobs -p) 2>/dev/null; wait' EXIT\n\
+         wait_for() {\n\
+           for _ in $(seq 300); do curl -s -o /dev/null \"http://$1/\" && return 0; sleep 0.1; done\n\
+           echo \"nothing answers on $1\" >&2; return 1\n\
+         }\n",
+    );
+    let mut servers = 0;
     for b in &blocks {
         script += &format!("echo '== README.md:{}' >&2\n", b.line);
-        script += &b.text.replace("127.0.0.1:7480", &addr);
-        script.push('\n');
+        let text = b
+            .text
+            .replace("127.0.0.1:7480", &log)
+            .replace("0.0.0.0:7380", &witness)
+            .replace("127.0.0.1:7380", &witness);
+        for line in text.lines() {
+            let command = line.trim_start();
+            let addr = if command.starts_with("modeltrail serve") {
+                Some(&log)
+            } else if command.starts_with("modeltrail-witness serve") {
+                Some(&witness)
+            } else {
+                None
+            };
+            match addr {
+                Some(addr) => {
+                    servers += 1;
+                    script += &format!("{line} &\nwait_for {addr}\n");
+                }
+                None => {
+                    script += line;
+                    script.push('\n');
+                }
+            }
+        }
     }
+    assert_eq!(servers, 2, "the README should start the log and a witness");
     // What the README promises at the end: the chain audits clean, and the
     // evidence for req-42 verifies offline.
     script += "echo '== after the README: audit and evidence' >&2\n\
@@ -142,6 +177,7 @@ fn the_readme_runs_top_to_bottom_on_one_data_directory() {
     std::fs::write(dir.join("readme.sh"), &script).unwrap();
 
     let bin_dir = Path::new(BIN).parent().unwrap();
+    assert_eq!(witness_bin().parent(), Some(bin_dir));
     let path = format!(
         "{}:{}",
         bin_dir.display(),
@@ -151,9 +187,13 @@ fn the_readme_runs_top_to_bottom_on_one_data_directory() {
         .arg("readme.sh")
         .current_dir(&dir)
         .env("PATH", path)
+        .env("MODELTRAIL_LISTEN", &log)
+        .env("MODELTRAIL_LOG_LEVEL", "warn")
         .env_remove("MODELTRAIL_LOG")
         .env_remove("MODELTRAIL_KEY")
         .env_remove("MODELTRAIL_DATA")
+        .env_remove("MODELTRAIL_ORIGIN")
+        .env_remove("MODELTRAIL_WITNESS_POLICY")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -161,10 +201,13 @@ fn the_readme_runs_top_to_bottom_on_one_data_directory() {
     assert!(
         out.status.success(),
         "the README failed ({}); the last `== README.md:N` line names the block\n\
-         --- stdout ---\n{stdout}\n--- stderr ---\n{stderr}\n--- server ---\n{}",
+         --- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
         out.status,
-        server.stderr()
     );
     assert!(stdout.contains("Request \"req-42\""), "{stdout}");
-    assert!(server.terminate().success());
+    // The witness cosigned the checkpoint submitted by hand.
+    assert!(
+        stdout.contains("OK: cosigned by witness.regulator.example/w1"),
+        "{stdout}"
+    );
 }
