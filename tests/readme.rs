@@ -205,6 +205,13 @@ fn the_readme_runs_top_to_bottom_on_one_data_directory() {
         out.status,
     );
     assert!(stdout.contains("Request \"req-42\""), "{stdout}");
+    // Nothing was logged between saving the committee's checkpoint and the
+    // review, and the review says so (not "Entries 20 to 19").
+    let review = std::fs::read_to_string(dir.join("q2-review.md")).unwrap();
+    assert!(
+        review.contains("\nNo new entries (checkpoint of size"),
+        "{review}"
+    );
     // The witness cosigned the checkpoint submitted by hand.
     assert!(
         stdout.contains("OK: cosigned by witness.regulator.example/w1"),

@@ -89,14 +89,22 @@ impl Review {
         let mut md = String::new();
         let (old, new) = (&self.old, &self.new);
         let _ = writeln!(md, "# Governance review of `{}`\n", new.origin);
-        let _ = writeln!(
-            md,
-            "Entries {} to {} (checkpoint of size {} → size {}; consistency verified).\n",
-            old.size,
-            new.size.saturating_sub(1),
-            old.size,
-            new.size
-        );
+        if new.size > old.size {
+            let _ = writeln!(
+                md,
+                "Entries {} to {} (checkpoint of size {} → size {}; consistency verified).\n",
+                old.size,
+                new.size - 1,
+                old.size,
+                new.size
+            );
+        } else {
+            let _ = writeln!(
+                md,
+                "No new entries (checkpoint of size {} → size {}; consistency verified).\n",
+                old.size, new.size
+            );
+        }
         let _ = writeln!(md, "- previous root: `{}`", old.root.to_base64());
         let _ = writeln!(md, "- current root: `{}`\n", new.root.to_base64());
         self.section(
