@@ -173,6 +173,31 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The error and its causes on one line, outermost first.
+fn one_line(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// Reads a whole file, or standard input for `-`.
+fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if path == Path::new("-") {
+        let mut data = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut data)
+            .context("reading standard input")?;
+        return Ok(data);
+    }
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// A path argument that defaults to standard input.
+fn stdin_path() -> PathBuf {
+    PathBuf::from("-")
+}
+
 /// The commands only a build with the `server` feature has.
 #[cfg(not(feature = "server"))]
 const SERVER_COMMANDS: [&str; 16] = [
@@ -224,31 +249,6 @@ fn quiet_on_broken_pipe() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-}
-
-/// The error and its causes on one line, outermost first.
-fn one_line(err: &anyhow::Error) -> String {
-    err.chain()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
-}
-
-/// Reads a whole file, or standard input for `-`.
-fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
-    if path == Path::new("-") {
-        let mut data = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut data)
-            .context("reading standard input")?;
-        return Ok(data);
-    }
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
-}
-
-/// A path argument that defaults to standard input.
-fn stdin_path() -> PathBuf {
-    PathBuf::from("-")
 }
 
 #[cfg(test)]
