@@ -163,6 +163,19 @@ fn bench_waits_for_a_log_that_is_down_and_loses_no_entry() {
             "1",
         ],
     );
+    // Enrolling again into the same file is refused before anything is
+    // logged (it used to log the policy update, then fail to save the key).
+    let size = checkpoint_size(&server);
+    let again = Command::new(BIN)
+        .args(["bench", "--url", &server.base, "--entries", "1"])
+        .args(["--admin-key", admin.to_str().unwrap()])
+        .args(["--save-key", serving.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(checkpoint_size(&server), size);
     assert!(server.terminate().success());
 
     let port = common::free_port();

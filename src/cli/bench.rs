@@ -157,6 +157,17 @@ impl BenchArgs {
             .context("building the HTTP client")?;
         let run_id = random_u64()?;
 
+        // Refuse an existing --save-key before the policy update is logged,
+        // not after (keys are never overwritten).
+        if let Some(out) = &self.save_key
+            && out.exists()
+        {
+            bail!(
+                "--save-key {} already exists (keys are never overwritten); pass --key {} to use it",
+                out.display(),
+                out.display()
+            );
+        }
         // The signer (and, with --admin-key, the policy update) before anything is timed.
         let payload = if self.writers == 0 {
             Payload::None
