@@ -54,8 +54,9 @@ const RATE_CEILING: f64 = 40_000.0;
 /// on each refusal up to [`UNREACHABLE_MAX_WAIT`].
 const UNREACHABLE_FIRST_WAIT: Duration = Duration::from_millis(50);
 const UNREACHABLE_MAX_WAIT: Duration = Duration::from_secs(2);
-/// A writer that could not connect for this long gives up (its entries
-/// count as abandoned) instead of waiting for ever.
+/// A writer that could not connect for this long gives up (its entries are
+/// reported as the write error `unreachable: gave up`) instead of waiting for
+/// ever.
 const UNREACHABLE_GIVE_UP: Duration = Duration::from_secs(30);
 
 #[derive(Args)]
