@@ -1,0 +1,307 @@
+//! The HTTP front end shared by the log server and the witness: its own
+//! hyper 1 accept loop (HTTP/1.1) in place of `axum::serve`, so that a
+//! client without a key cannot hold the server's connections or stop it
+//! from shutting down.
+//!
+//! - **Header-read timeout** (`header_read_timeout`): a request head must
+//!   arrive whole within it, counted from when the connection starts waiting
+//!   for the head — so it is also the idle timeout between keep-alive
+//!   requests. A late head closes the connection (hyper answers 408).
+//! - **Connection limit**: at start the soft `RLIMIT_NOFILE` is raised to
+//!   the hard limit and the limit is the descriptors left after a reserve of
+//!   [`FD_RESERVE`] for the log's own files (tiles, index, checkpoint) and
+//!   the witness client's sockets; a configured limit can only lower it. A
+//!   new connection beyond the limit first sheds the oldest idle connection
+//!   (no request in progress: a keep-alive client, or a half-sent head),
+//!   which loses no work; only when every connection has a request in
+//!   progress is the new one answered `503 too_many_connections` and
+//!   closed. So stalled clients cannot make `/healthz` unreachable, and the
+//!   sequencer never runs out of descriptors.
+//! - **Shutdown deadline** (`shutdown_timeout`): on the shutdown signal the
+//!   listener stops accepting, idle connections close at once, requests in
+//!   progress may finish until the deadline, and then every connection left
+//!   is dropped (its handler future with it). A half-sent request cannot
+//!   keep the process alive.
+//!
+//! Crash analysis: nothing here is durable state. Dropping a connection
+//! drops its handler; a submission already queued is still integrated by
+//! the sequencer (the client sees a closed connection and may retry, which
+//! the log answers as a duplicate).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+
+/// File descriptors kept back from the connection limit for the server's
+/// own files and outgoing connections.
+pub const FD_RESERVE: u64 = 128;
+
+/// The front end's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct FrontConfig {
+    /// Longest wait for a whole request head (also the keep-alive idle timeout).
+    pub header_read_timeout: Duration,
+    /// Most open connections; `None`: as many as the descriptors allow.
+    pub max_connections: Option<usize>,
+    /// Longest wait for requests in progress after the shutdown signal.
+    pub shutdown_timeout: Duration,
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the soft
+/// limit in force afterwards.
+pub fn raise_fd_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit only read and write the struct given.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+        limit.rlim_cur
+    }
+}
+
+/// The connection limit: the descriptors left after [`FD_RESERVE`], lowered
+/// to `configured` if it is smaller; at least 1.
+pub fn connection_limit(configured: Option<usize>) -> usize {
+    let fds = raise_fd_limit();
+    let by_fds = usize::try_from(fds.saturating_sub(FD_RESERVE)).unwrap_or(usize::MAX);
+    configured.map_or(by_fds, |c| c.min(by_fds)).max(1)
+}
+
+/// What the accept loop knows of one open connection.
+struct ConnState {
+    /// When its last request ended (or it was accepted).
+    last_active: Instant,
+    /// Requests in progress on it.
+    busy: usize,
+    /// Wakes it to close (when shed).
+    shed: Arc<Notify>,
+}
+
+/// The open connections.
+#[derive(Default)]
+struct Registry {
+    conns: Mutex<HashMap<u64, ConnState>>,
+}
+
+impl Registry {
+    fn len(&self) -> usize {
+        self.conns.lock().unwrap().len()
+    }
+
+    /// Asks the oldest idle connection to close and forgets it; false if
+    /// every connection has a request in progress.
+    fn shed_oldest_idle(&self) -> bool {
+        let mut conns = self.conns.lock().unwrap();
+        let oldest = conns
+            .iter()
+            .filter(|(_, c)| c.busy == 0)
+            .min_by_key(|(_, c)| c.last_active)
+            .map(|(id, _)| *id);
+        match oldest.and_then(|id| conns.remove(&id)) {
+            Some(conn) => {
+                conn.shed.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn set_busy(&self, id: u64, start: bool) {
+        if let Some(conn) = self.conns.lock().unwrap().get_mut(&id) {
+            if start {
+                conn.busy += 1;
+            } else {
+                conn.busy = conn.busy.saturating_sub(1);
+                conn.last_active = Instant::now();
+            }
+        }
+    }
+}
+
+/// Marks a request in progress on a connection until dropped.
+struct Busy {
+    registry: Arc<Registry>,
+    id: u64,
+}
+
+impl Busy {
+    fn new(registry: &Arc<Registry>, id: u64) -> Busy {
+        registry.set_busy(id, true);
+        Busy {
+            registry: registry.clone(),
+            id,
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.registry.set_busy(self.id, false);
+    }
+}
+
+/// The answer to a connection beyond the limit, in the API's JSON error shape.
+fn too_many_connections() -> Vec<u8> {
+    let body = r#"{"error":{"code":"too_many_connections","message":"the server has as many connections as it allows and all are busy; retry after the Retry-After delay"}}"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then drains the
+/// connections within the shutdown deadline and returns.
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    config: FrontConfig,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let limit = connection_limit(config.max_connections);
+    tracing::info!(max_connections = limit, "accepting connections");
+    let registry = Arc::new(Registry::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let next_id = AtomicUsize::new(0);
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of descriptors (or a connection reset before it
+                    // was accepted): wait a moment rather than spin.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        if registry.len() >= limit && !registry.shed_oldest_idle() {
+            tasks.spawn(refuse(stream));
+            continue;
+        }
+        let id = next_id.fetch_add(1, SeqCst) as u64;
+        let shed = Arc::new(Notify::new());
+        registry.conns.lock().unwrap().insert(
+            id,
+            ConnState {
+                last_active: Instant::now(),
+                busy: 0,
+                shed: shed.clone(),
+            },
+        );
+        tasks.spawn(connection(
+            stream,
+            app.clone(),
+            builder.clone(),
+            registry.clone(),
+            id,
+            shed,
+            stop_rx.clone(),
+        ));
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(config.shutdown_timeout, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            connections = tasks.len(),
+            "shutdown deadline reached: dropping the connections left"
+        );
+        tasks.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Answers a connection beyond the limit with 503 and closes it.
+async fn refuse(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(&too_many_connections()).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
+/// Serves one connection until the client closes it, it times out, it is
+/// shed, or the server stops (gracefully: a request in progress finishes).
+async fn connection(
+    stream: TcpStream,
+    app: axum::Router,
+    builder: http1::Builder,
+    registry: Arc<Registry>,
+    id: u64,
+    shed: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let service = TowerToHyperService::new(app);
+    let service_registry = registry.clone();
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let busy = Busy::new(&service_registry, id);
+        let answer = hyper::service::Service::call(&service, request);
+        async move {
+            let answer = answer.await;
+            drop(busy);
+            answer
+        }
+    });
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(err) = result {
+                    tracing::debug!(%err, "connection ended with an error");
+                }
+                break;
+            }
+            () = shed.notified(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = stop.wait_for(|stop| *stop), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+    registry.conns.lock().unwrap().remove(&id);
+}
