@@ -485,3 +485,32 @@ fn the_witness_has_the_same_timeouts_limit_and_shutdown_deadline() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn batches_stop_at_the_first_entry_past_the_limit() {
+    let (server, _dir) = start("batch_entries", "max_batch_entries = 3");
+    let addr = addr(&server);
+    let post = |content_type: &str, body: &str| {
+        let head = format!(
+            "POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        exchange(&addr, head.as_bytes())
+    };
+    // Three (invalid) entries are judged one by one; a fourth refuses the batch,
+    // even when what follows it would not parse.
+    let three = post("application/json", "[1,2,3]");
+    assert_eq!(three.status, 200, "{three:?}");
+    assert_eq!(three.json()["results"].as_array().unwrap().len(), 3);
+    for body in ["[1,2,3,4]", "[1,2,3,4,not json"] {
+        let four = post("application/json", body);
+        assert_eq!(four.status, 413, "{body}: {four:?}");
+        assert_eq!(four.code(), "batch_too_large");
+    }
+    let lines = post("application/x-ndjson", "1\n2\n3\n4\n");
+    assert_eq!(lines.status, 413, "{lines:?}");
+    assert_eq!(lines.code(), "batch_too_large");
+    let bad = post("application/json", "[1,2");
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert_eq!(bad.code(), "bad_batch");
+}
