@@ -6,7 +6,8 @@
 //! - **Header-read timeout** (`header_read_timeout`): a request head must
 //!   arrive whole within it, counted from when the connection starts waiting
 //!   for the head — so it is also the idle timeout between keep-alive
-//!   requests. A late head closes the connection (hyper answers 408).
+//!   requests. A late head closes the connection, without an answer (there
+//!   is no request to answer).
 //! - **Connection limit**: at start the soft `RLIMIT_NOFILE` is raised to
 //!   the hard limit and the limit is the descriptors left after a reserve of
 //!   [`FD_RESERVE`] for the log's own files (tiles, index, checkpoint) and
@@ -22,6 +23,11 @@
 //!   progress may finish until the deadline, and then every connection left
 //!   is dropped (its handler future with it). A half-sent request cannot
 //!   keep the process alive.
+//!
+//! - **hyper's own error answers** (400 for a malformed request line or
+//!   header, 414 for an oversize URI, 431 for oversize headers) have an empty
+//!   body; [`JsonErrorIo`] gives them the API's JSON error shape as they are
+//!   written, so every error answer is `{"error":{"code","message"}}`.
 //!
 //! Crash analysis: nothing here is durable state. Dropping a connection
 //! drops its handler; a submission already queued is still integrated by
@@ -39,7 +45,10 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::io::AsyncWriteExt as _;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -282,7 +291,7 @@ async fn connection(
             answer
         }
     });
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let conn = builder.serve_connection(TokioIo::new(JsonErrorIo::new(stream)), service);
     tokio::pin!(conn);
     let mut closing = false;
     loop {
@@ -304,4 +313,101 @@ async fn connection(
         }
     }
     registry.conns.lock().unwrap().remove(&id);
+}
+
+/// The JSON error answer replacing hyper's own bodiless error answer `head`
+/// (a status line and headers with `content-length: 0`, nothing after), or
+/// `None` for anything else. The application never answers an error with
+/// an empty body, so such a head can only come from hyper.
+fn json_error_for(head: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(head).ok()?;
+    let rest = text.strip_prefix("HTTP/1.1 ")?;
+    if !text.ends_with("\r\n\r\n") || !text.contains("\r\ncontent-length: 0\r\n") {
+        return None;
+    }
+    let status: u16 = rest.get(..3)?.parse().ok()?;
+    let reason = rest.get(4..)?.split("\r\n").next()?;
+    let (code, message) = match status {
+        400 => (
+            "bad_request",
+            "the request line or a header is malformed (HTTP/1.1, a valid URI)",
+        ),
+        414 => ("uri_too_long", "the request URI is too long"),
+        431 => ("headers_too_large", "the request head is too large"),
+        400..=599 => ("http_error", reason),
+        _ => return None,
+    };
+    let body = format!(r#"{{"error":{{"code":"{code}","message":"{message}"}}}}"#);
+    Some(
+        format!(
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
+/// A connection's stream that rewrites hyper's bodiless error answers
+/// (see [`json_error_for`]); everything else passes through.
+pub struct JsonErrorIo<T> {
+    inner: T,
+    /// A replacement being written: its bytes, how many are written, and
+    /// the length of the write it replaces (reported once it is all out).
+    replacing: Option<(Vec<u8>, usize, usize)>,
+}
+
+impl<T> JsonErrorIo<T> {
+    /// Wraps `inner`.
+    pub fn new(inner: T) -> JsonErrorIo<T> {
+        JsonErrorIo {
+            inner,
+            replacing: None,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for JsonErrorIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for JsonErrorIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        if this.replacing.is_none()
+            && let Some(replacement) = json_error_for(buf)
+        {
+            this.replacing = Some((replacement, 0, buf.len()));
+        }
+        let Some((bytes, written, replaced)) = &mut this.replacing else {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        };
+        while *written < bytes.len() {
+            let n = ready!(Pin::new(&mut this.inner).poll_write(cx, &bytes[*written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            *written += n;
+        }
+        let replaced = *replaced;
+        this.replacing = None;
+        Poll::Ready(Ok(replaced))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }

@@ -281,6 +281,17 @@ fn error_answers_have_the_json_error_shape() {
     let timeout = read_answer(&mut stream);
     assert_eq!(timeout.status, 408, "{timeout:?}");
     assert_eq!(timeout.code(), "request_timeout");
+    // hyper's own refusal of a malformed request line, and an extractor's
+    // plain-text rejection of a path, are JSON too.
+    let request_line = exchange(&addr, b"GET http://[::1 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(request_line.status, 400, "{request_line:?}");
+    assert_eq!(request_line.code(), "bad_request");
+    let control = exchange(&addr, b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(control.status, 400, "{control:?}");
+    assert_eq!(control.code(), "bad_request");
+    let path = exchange(&addr, b"GET /v1/models/%ff HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!((400..500).contains(&path.status), "{path:?}");
+    assert!(!path.code().is_empty());
     let too_large = exchange(&addr, post_head("/add", 1 << 20).as_bytes());
     assert_eq!(too_large.status, 413);
     assert_eq!(too_large.code(), "entry_too_large");

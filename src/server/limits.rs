@@ -186,16 +186,19 @@ pub async fn limit_body(
     response
 }
 
-/// Gives an error answer without a body (a timeout's 408, a rejection of
-/// the router's) the API's JSON error shape.
+/// Gives an error answer that is not JSON (a timeout's empty 408, a
+/// rejection of the router's or an extractor's in plain text) the API's
+/// JSON error shape, its text as the message.
 pub async fn json_errors(response: Response) -> Response {
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error())
-        || response.headers().contains_key(header::CONTENT_TYPE)
-    {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }
-    let (code, message) = match status {
+    let (code, default) = match status {
         StatusCode::REQUEST_TIMEOUT => (
             "request_timeout",
             "the request took longer than [http] request_timeout_ms",
@@ -208,5 +211,12 @@ pub async fn json_errors(response: Response) -> Response {
         StatusCode::BAD_REQUEST => ("bad_request", "the request is malformed"),
         _ => ("http_error", status.canonical_reason().unwrap_or("error")),
     };
+    // Rejection texts are short; a longer body is not read.
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .filter(|t| !t.trim().is_empty());
+    let message = text.unwrap_or_else(|| default.to_owned());
     ApiError::new(status, code, message).into_response()
 }
