@@ -334,7 +334,7 @@ fn json_error_for(head: &[u8]) -> Option<Vec<u8>> {
         ),
         414 => ("uri_too_long", "the request URI is too long"),
         431 => ("headers_too_large", "the request head is too large"),
-        400..=599 => ("http_error", reason),
+        _ if (400..600).contains(&status) => ("http_error", reason),
         _ => return None,
     };
     let body = format!(r#"{{"error":{{"code":"{code}","message":"{message}"}}}}"#);
