@@ -460,10 +460,16 @@ fn the_witness_has_the_same_timeouts_limit_and_shutdown_deadline() {
             "--shutdown-timeout-ms",
             "500",
             "--request-timeout-ms",
-            "60000",
+            "1000",
         ],
     );
     let addr = witness.addr.clone();
+    // An oversize body is refused from its declared length.
+    let big = exchange(
+        &addr,
+        b"POST /add-checkpoint HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n",
+    );
+    assert_eq!(big.status, 413, "{big:?}");
     let mut half = connect(&addr);
     half.write_all(b"GET /metrics HTTP/1.1\r\nHo").unwrap();
     assert!(
@@ -475,7 +481,17 @@ fn the_witness_has_the_same_timeouts_limit_and_shutdown_deadline() {
     let ok = exchange(&addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(ok.status, 200, "{ok:?}");
     stalled.clear();
-    // A half-sent add-checkpoint body does not hold up SIGTERM.
+    // A body that stops half-way gets the request timeout's 408, in JSON.
+    let mut slow = connect(&addr);
+    slow.write_all(
+        b"POST /add-checkpoint HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nold 0\n",
+    )
+    .unwrap();
+    let timeout = read_answer(&mut slow);
+    assert_eq!(timeout.status, 408, "{timeout:?}");
+    assert_eq!(timeout.code(), "request_timeout");
+    // A half-sent add-checkpoint body does not hold up SIGTERM (the
+    // shutdown deadline, 500 ms, is shorter than the request timeout).
     let mut body = connect(&addr);
     body.write_all(
         b"POST /add-checkpoint HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nold 0\n",

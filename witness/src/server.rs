@@ -170,11 +170,48 @@ pub fn router(witness: Arc<Witness>, monitoring_prefix: &str, timeout: Duration)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_SIZE))
+        .layer(axum::middleware::from_fn(refuse_declared_oversize))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .layer(axum::middleware::map_response(timeout_in_json))
         .with_state(witness)
+}
+
+/// Refuses a body whose declared `Content-Length` is over
+/// [`MAX_REQUEST_SIZE`] before reading any of it (axum's limit reads up to
+/// the limit first); a chunked body is still cut at the limit as it streams.
+async fn refuse_declared_oversize(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_REQUEST_SIZE as u64) {
+        return text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body is larger than {MAX_REQUEST_SIZE} bytes"),
+        );
+    }
+    next.run(request).await
+}
+
+/// The request timeout's 408 (bodiless from tower-http) in the JSON error shape.
+async fn timeout_in_json(response: Response) -> Response {
+    if response.status() == StatusCode::REQUEST_TIMEOUT
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return json_error(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took longer than --request-timeout-ms",
+        );
+    }
+    response
 }
 
 /// Re-reads the configuration every [`RELOAD_INTERVAL`], forever.
