@@ -24,6 +24,13 @@
 //!   is dropped (its handler future with it). A half-sent request cannot
 //!   keep the process alive.
 //!
+//! - **Lingering close**: a request refused before its body was read (413
+//!   from `Content-Length`) leaves the body in flight; closing at once would
+//!   make the kernel reset the connection, and the client would see a broken
+//!   pipe instead of the answer. So once hyper is done with a connection, its
+//!   write side is shut down and what the client still sends is read and
+//!   discarded for up to [`LINGER`] (not buffered: no memory), unless the
+//!   connection was shed or the server is stopping.
 //! - **hyper's own error answers** (400 for a malformed request line or
 //!   header, 414 for an oversize URI, 431 for oversize headers) have an empty
 //!   body; [`JsonErrorIo`] gives them the API's JSON error shape as they are
@@ -56,6 +63,10 @@ use tokio::task::JoinSet;
 /// File descriptors kept back from the connection limit for the server's
 /// own files and outgoing connections.
 pub const FD_RESERVE: u64 = 128;
+
+/// Longest a closed connection keeps reading (and discarding) what the
+/// client still sends, so it gets the answer rather than a reset.
+pub const LINGER: Duration = Duration::from_secs(1);
 
 /// The front end's limits.
 #[derive(Debug, Clone, Copy)]
@@ -280,6 +291,7 @@ async fn connection(
     shed: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let stream = Arc::new(stream);
     let service = TowerToHyperService::new(app);
     let service_registry = registry.clone();
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
@@ -291,7 +303,8 @@ async fn connection(
             answer
         }
     });
-    let conn = builder.serve_connection(TokioIo::new(JsonErrorIo::new(stream)), service);
+    let io = JsonErrorIo::new(SharedStream(stream.clone()));
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut closing = false;
     loop {
@@ -312,7 +325,96 @@ async fn connection(
             }
         }
     }
+    if !closing {
+        tokio::select! {
+            () = linger(&stream) => {}
+            () = shed.notified() => {}
+            _ = stop.wait_for(|stop| *stop) => {}
+        }
+    }
     registry.conns.lock().unwrap().remove(&id);
+}
+
+/// Shuts down the write side of `stream` (the client reads the answer and
+/// then end of file) and discards what the client still sends, until it
+/// closes too or [`LINGER`] has passed.
+async fn linger(stream: &TcpStream) {
+    shutdown_write(stream);
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut scratch = [0u8; 16 << 10];
+        loop {
+            if stream.readable().await.is_err() {
+                return;
+            }
+            match stream.try_read(&mut scratch) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
+}
+
+/// `shutdown(SHUT_WR)`: sends FIN, keeps reading possible.
+fn shutdown_write(stream: &TcpStream) {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: the descriptor is open for as long as `stream` is borrowed;
+    // shutdown changes no memory.
+    unsafe {
+        libc::shutdown(stream.as_raw_fd(), libc::SHUT_WR);
+    }
+}
+
+/// A connection's TCP stream, shared by hyper and the connection task (which
+/// lingers on it after hyper is done).
+struct SharedStream(Arc<TcpStream>);
+
+impl AsyncRead for SharedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        loop {
+            ready!(self.0.poll_read_ready(cx))?;
+            match self.0.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SharedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        shutdown_write(&self.0);
+        Poll::Ready(Ok(()))
+    }
 }
 
 /// The JSON error answer replacing hyper's own bodiless error answer `head`

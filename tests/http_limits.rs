@@ -163,6 +163,20 @@ fn oversize_bodies_are_refused_from_content_length_before_they_are_sent() {
     at_cap.extend(std::iter::repeat_n(b' ', 65_535));
     let judged = exchange(&addr, &at_cap);
     assert_ne!(judged.status, 413, "{judged:?}");
+    // A client that sends its whole oversize body anyway still reads the
+    // answer (the server drains what arrives after answering), not a reset.
+    for _ in 0..3 {
+        let mut whole = post_head("/add", 1 << 20).into_bytes();
+        whole.extend(std::iter::repeat_n(b' ', 1 << 20));
+        let mut stream = connect(&addr);
+        stream
+            .write_all(&whole)
+            .expect("the body is taken, not reset");
+        let answer = read_answer(&mut stream);
+        assert_eq!(answer.status, 413, "{answer:?}");
+        assert_eq!(answer.code(), "entry_too_large");
+        assert_eq!(answer.header("connection").as_deref(), Some("close"));
+    }
     // A client asking `Expect: 100-continue` is refused without a 100.
     let expect = format!(
         "POST /v1/entries HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
@@ -540,4 +554,79 @@ fn batches_stop_at_the_first_entry_past_the_limit() {
     let bad = post("application/json", "[1,2");
     assert_eq!(bad.status, 400, "{bad:?}");
     assert_eq!(bad.code(), "bad_batch");
+}
+
+/// `modeltrail serve` on `data` under a file-descriptor limit of `fds`
+/// (soft and hard, as `ulimit -n`), listening on a free port.
+struct LimitedLog {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for LimitedLog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_with_fd_limit(data: &std::path::Path, fds: u32) -> LimitedLog {
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n {fds} && exec \"$0\" serve --data \"$1\" --listen {addr}"
+        ))
+        .arg(common::BIN)
+        .arg(data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "the log did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    LimitedLog { child, addr }
+}
+
+#[test]
+fn with_256_descriptors_300_half_open_connections_leave_healthz_and_the_sequencer_working() {
+    let dir = scratch("fd_limit");
+    let origin = "limits.example.test/fd_limit";
+    common::init(&dir, &["--origin", origin]);
+    let log = start_with_fd_limit(&dir, 256);
+    let addr = log.addr.clone();
+    let mut open = Vec::new();
+    for i in 0..300 {
+        let Ok(mut s) = TcpStream::connect(&addr) else {
+            continue;
+        };
+        if i % 2 == 0 {
+            let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
+        }
+        open.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let health = exchange(&addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(health.status, 200, "{health:?}");
+    // The sequencer still opens its files: an entry is logged.
+    let client = common::Client::new(&format!("http://{addr}"));
+    let admin = common::read_key(&dir.join("keys/admin.key"));
+    let initial = modeltrail::entry::SignedEntry::parse(&client.entry(0)).unwrap();
+    let mut policy = modeltrail::entry::PolicyBody::parse(initial.body())
+        .unwrap()
+        .to_value();
+    policy["criteria"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"description": "fd test", "id": "fd"}));
+    let entry =
+        modeltrail::entry::SignedEntry::sign(modeltrail::entry::Kind::Policy, policy, &admin)
+            .unwrap();
+    let logged = client.add(entry.bytes());
+    assert_eq!(logged.status, 200, "{}", logged.text());
+    drop(open);
 }

@@ -305,6 +305,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn failures_of_the_log_are_counted_apart_and_degrade_it_until_recovery() {
+        let m = Metrics::default();
+        m.count_refused("bad_signature", "no");
+        assert!(m.degraded().is_none());
+        m.count_refused("index_failure", "the index failed");
+        let first = m.degraded().expect("degraded");
+        assert_eq!(first.reason, "index_failure");
+        m.count_refused("storage_failure", "disk full");
+        let now = m.degraded().expect("still degraded");
+        assert_eq!((now.reason, now.since), ("storage_failure", first.since));
+        let text = m.render();
+        for line in [
+            "modeltrail_submissions_total{outcome=\"rejected\"} 1\n",
+            "modeltrail_submissions_total{outcome=\"index_failure\"} 1\n",
+            "modeltrail_submissions_total{outcome=\"storage_failure\"} 1\n",
+            "modeltrail_degraded 1\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        m.recover();
+        assert!(m.degraded().is_none());
+        assert!(m.render().contains("modeltrail_degraded 0\n"));
+    }
+
+    #[test]
     fn histogram_buckets_are_cumulative() {
         let m = Metrics::default();
         for v in [1.0, 3.0, 3.0, 100_000.0] {

@@ -112,17 +112,28 @@ fn cap(method: &Method, path: &str, limits: &BodyLimits) -> (usize, &'static str
     }
 }
 
+/// A refusal answered before the whole body was read: the connection
+/// closes after it (the rest of the body is not read as a next request),
+/// and says so, so a client does not reuse it.
+fn closing(error: ApiError) -> Response {
+    let mut response = error.into_response();
+    response.headers_mut().insert(
+        header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
 fn too_large(code: &'static str, message: String) -> Response {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, message).into_response()
+    closing(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, code, message))
 }
 
 fn server_busy() -> Response {
-    ApiError::new(
+    closing(ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "server_busy",
         "the server is buffering as many request bodies as it allows; retry after the Retry-After delay",
-    )
-    .into_response()
+    ))
 }
 
 /// The middleware: checks and buffers the body, then runs the handler.
@@ -164,8 +175,10 @@ pub async fn limit_body(
         let frame = match frame {
             Ok(frame) => frame,
             Err(err) => {
-                return ApiError::bad_request("bad_body", format!("reading the body: {err}"))
-                    .into_response();
+                return closing(ApiError::bad_request(
+                    "bad_body",
+                    format!("reading the body: {err}"),
+                ));
             }
         };
         let Ok(data) = frame.into_data() else {
