@@ -12,8 +12,12 @@
 //!   allows one prefix for both).
 //! - `GET /metrics`: counters, Prometheus text format.
 //!
-//! Other paths answer 404 and other methods 405, with a JSON error body
-//! `{"error":{"code","message"}}`.
+//! Other paths answer 404 and other methods 405 (and a request that takes
+//! longer than `--request-timeout-ms` 408), with a JSON error body
+//! `{"error":{"code","message"}}`. A body declared larger than
+//! [`MAX_REQUEST_SIZE`] is refused (413) before any of it is read.
+//! Connections are served by `modeltrail::front`: header-read and idle
+//! timeout, connection limit, shutdown deadline.
 //!
 //! **One lock per origin** is held from reading the stored state, through
 //! the decision, until the new state is durable: two requests for one log
