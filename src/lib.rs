@@ -19,6 +19,8 @@ pub mod tlog;
 #[cfg(feature = "cli")]
 pub mod cli;
 #[cfg(feature = "server")]
+pub mod front;
+#[cfg(feature = "server")]
 pub mod log;
 #[cfg(feature = "server")]
 pub mod server;

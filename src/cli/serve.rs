@@ -157,7 +157,7 @@ impl ReindexArgs {
             checkpoint.origin == config.origin,
             "the checkpoint's origin is not the configured one"
         );
-        let index = crate::store::index::Index::fresh(
+        let (index, replaced) = crate::store::index::Index::fresh_aside(
             &dirs.index(),
             std::sync::Arc::new(store),
             config.index.options(),
@@ -165,6 +165,14 @@ impl ReindexArgs {
         .context("creating a fresh index")?;
         index.catch_up(checkpoint.size)?;
         index.flush()?;
+        drop(index);
+        // The operator asked for a rebuild: the index it replaced is derived
+        // data, deleted once the new one is complete (an index the server
+        // sets aside on its own start is kept; ARCHITECTURE.md).
+        if let Some(old) = replaced {
+            std::fs::remove_dir_all(&old)
+                .with_context(|| format!("removing the replaced index {}", old.display()))?;
+        }
         println!("reindexed {} entries", checkpoint.size);
         Ok(())
     }

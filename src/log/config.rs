@@ -149,24 +149,54 @@ impl Default for SequencerConfig {
     }
 }
 
-/// Request limits.
+/// Request and connection limits (the front end, `src/front.rs`, and the
+/// body limits, `src/server/limits.rs`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// Largest request body accepted, in bytes (a batch of entries).
+    /// Largest `POST /v1/entries` body, in bytes (413 `batch_too_large`).
+    /// `POST /add` takes at most one entry (65,535 bytes); other routes no body.
     pub max_body_bytes: usize,
+    /// Bytes of request bodies buffered at once across all requests; a body
+    /// that would exceed it is answered 503 `server_busy` with `Retry-After`.
+    pub body_budget_bytes: usize,
     /// Most entries in one `POST /v1/entries` batch.
     pub max_batch_entries: usize,
-    /// Longest a request may take, in milliseconds.
+    /// Longest a request may take once its head is read, in milliseconds.
     pub request_timeout_ms: u64,
+    /// Longest wait for a whole request head, in milliseconds; also how long
+    /// a keep-alive connection may stay idle between requests.
+    pub header_read_timeout_ms: u64,
+    /// Most open connections (default: as many as the file-descriptor limit
+    /// allows, less a reserve of 128 for the log's own files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<usize>,
+    /// After SIGTERM, longest wait for requests in progress, in milliseconds;
+    /// then the connections left are dropped.
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
-            max_body_bytes: 16 << 20,
+            max_body_bytes: 8 << 20,
+            body_budget_bytes: 32 << 20,
             max_batch_entries: 4096,
             request_timeout_ms: 30_000,
+            header_read_timeout_ms: 10_000,
+            max_connections: None,
+            shutdown_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The front end's limits.
+    pub fn front(&self) -> crate::front::FrontConfig {
+        crate::front::FrontConfig {
+            header_read_timeout: std::time::Duration::from_millis(self.header_read_timeout_ms),
+            max_connections: self.max_connections,
+            shutdown_timeout: std::time::Duration::from_millis(self.shutdown_timeout_ms),
         }
     }
 }

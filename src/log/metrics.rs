@@ -65,6 +65,13 @@ pub struct Metrics {
     pub duplicates: AtomicU64,
     /// Submissions refused (bad input, unauthorised, chain conflict).
     pub rejected: AtomicU64,
+    /// Submissions refused because the log could not store them.
+    pub storage_failures: AtomicU64,
+    /// Submissions refused because the index could not judge or record them.
+    pub index_failures: AtomicU64,
+    /// Set by a storage or index failure, cleared by the next batch stored
+    /// and indexed: what `/healthz` and `modeltrail_degraded` report.
+    degraded: std::sync::Mutex<Option<Degraded>>,
     /// Submissions refused because the queue was full (503).
     pub pushback: AtomicU64,
     /// Submissions waiting for the sequencer.
@@ -105,6 +112,9 @@ impl Default for Metrics {
             accepted: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            storage_failures: AtomicU64::new(0),
+            index_failures: AtomicU64::new(0),
+            degraded: std::sync::Mutex::new(None),
             pushback: AtomicU64::new(0),
             queue_depth: AtomicU64::new(0),
             tree_size: AtomicU64::new(0),
@@ -122,7 +132,67 @@ impl Default for Metrics {
     }
 }
 
+/// Why and since when the log is degraded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Degraded {
+    /// `storage_failure` or `index_failure`.
+    pub reason: &'static str,
+    /// The failure, for a person.
+    pub message: String,
+    /// When the log became degraded (the first failure since it was last healthy).
+    pub since: std::time::SystemTime,
+}
+
 impl Metrics {
+    /// Counts a refused submission under its outcome: the log's own
+    /// failures apart from refusals of the entry, so a full disk does not
+    /// look like bad input; those also mark the log degraded.
+    pub fn count_refused(&self, code: &str, message: &str) {
+        let counter = match code {
+            "storage_failure" => &self.storage_failures,
+            "index_failure" => &self.index_failures,
+            _ => &self.rejected,
+        };
+        counter.fetch_add(1, Relaxed);
+        match code {
+            "storage_failure" => self.degrade("storage_failure", message),
+            "index_failure" => self.degrade("index_failure", message),
+            _ => {}
+        }
+    }
+
+    /// Marks the log degraded (keeping the first failure's time).
+    pub fn degrade(&self, reason: &'static str, message: &str) {
+        let mut degraded = self.degraded.lock().unwrap_or_else(|e| e.into_inner());
+        let since = degraded
+            .as_ref()
+            .map_or_else(std::time::SystemTime::now, |d| d.since);
+        *degraded = Some(Degraded {
+            reason,
+            message: message.to_owned(),
+            since,
+        });
+    }
+
+    /// Marks the log healthy again.
+    pub fn recover(&self) {
+        let mut degraded = self.degraded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(was) = degraded.take() {
+            tracing::info!(
+                reason = was.reason,
+                "recovered: a batch was stored and indexed"
+            );
+        }
+    }
+
+    /// Why the log is degraded, if it is.
+    pub fn degraded(&self) -> Option<Degraded> {
+        self.degraded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Records how long a submission took to become durable.
     pub fn observe_latency(&self, latency: Duration) {
         self.integration_latency.observe(latency.as_secs_f64());
@@ -140,6 +210,8 @@ impl Metrics {
             ("accepted", &self.accepted),
             ("duplicate", &self.duplicates),
             ("rejected", &self.rejected),
+            ("storage_failure", &self.storage_failures),
+            ("index_failure", &self.index_failures),
             ("pushback", &self.pushback),
         ] {
             let _ = writeln!(
@@ -148,6 +220,12 @@ impl Metrics {
                 counter.load(Relaxed)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP modeltrail_degraded 1 after a storage or index failure, until a batch is stored and indexed again.\n\
+             # TYPE modeltrail_degraded gauge\nmodeltrail_degraded {}",
+            u8::from(self.degraded().is_some())
+        );
         gauge(
             &mut out,
             "modeltrail_queue_depth",
@@ -225,6 +303,31 @@ fn gauge(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_of_the_log_are_counted_apart_and_degrade_it_until_recovery() {
+        let m = Metrics::default();
+        m.count_refused("bad_signature", "no");
+        assert!(m.degraded().is_none());
+        m.count_refused("index_failure", "the index failed");
+        let first = m.degraded().expect("degraded");
+        assert_eq!(first.reason, "index_failure");
+        m.count_refused("storage_failure", "disk full");
+        let now = m.degraded().expect("still degraded");
+        assert_eq!((now.reason, now.since), ("storage_failure", first.since));
+        let text = m.render();
+        for line in [
+            "modeltrail_submissions_total{outcome=\"rejected\"} 1\n",
+            "modeltrail_submissions_total{outcome=\"index_failure\"} 1\n",
+            "modeltrail_submissions_total{outcome=\"storage_failure\"} 1\n",
+            "modeltrail_degraded 1\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        m.recover();
+        assert!(m.degraded().is_none());
+        assert!(m.render().contains("modeltrail_degraded 0\n"));
+    }
 
     #[test]
     fn histogram_buckets_are_cumulative() {

@@ -312,9 +312,14 @@ fn integrate(
                 .observe((spent + committing.elapsed()).as_secs_f64());
             Ok(())
         });
-        if let Err(err) = committed {
-            // The index is derived: the next batch (or start) catches it up.
-            tracing::warn!(%err, "index update failed");
+        match committed {
+            Ok(()) => log.metrics.recover(),
+            Err(err) => {
+                // The index is derived: the next batch (or start) catches it up.
+                tracing::warn!(%err, "index update failed");
+                log.metrics
+                    .degrade("index_failure", &format!("the log's index failed: {err}"));
+            }
         }
         rules.commit(log);
         log.publish(published);
@@ -342,7 +347,7 @@ fn integrate(
                 })
             }
             Fate::Refuse(refused) => {
-                log.metrics.rejected.fetch_add(1, Relaxed);
+                log.metrics.count_refused(refused.code, &refused.message);
                 Err(refused)
             }
         };
@@ -407,7 +412,7 @@ fn record(
 /// Answers every member of `batch` with `refused`.
 fn refuse_all(log: &Log, batch: Vec<Submission>, refused: &Refused) {
     for s in batch {
-        log.metrics.rejected.fetch_add(1, Relaxed);
+        log.metrics.count_refused(refused.code, &refused.message);
         let _ = s.reply.send(Err(refused.clone()));
     }
 }

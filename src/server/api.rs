@@ -96,33 +96,18 @@ pub async fn add_batch(
         Ok(b) => b,
         Err(err) => return err.into_response(),
     };
-    let raw = match split_batch(&headers, &bytes) {
-        Ok(raw) => raw,
-        Err(err) => return err.into_response(),
+    // Splitting and validating up to 4096 signed entries is CPU work of
+    // tens of milliseconds: off the async threads, so `/healthz` and the
+    // other connections keep being served meanwhile.
+    let queued = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || queue_batch(&state, &headers, &bytes, received)).await
     };
-    if raw.len() > state.max_batch_entries {
-        return ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
-            format!("a batch holds at most {} entries", state.max_batch_entries),
-        )
-        .into_response();
-    }
-    // Queue every valid entry first, in order, then wait: the sequencer sees
-    // the whole batch at once and logs it in one checkpoint. After a policy
-    // entry, later entries may rely on the policy it brings (a new signer),
-    // so their roster check is left to the sequencer, which judges each
-    // entry by the policy in force at its index.
-    let mut policy_pending = false;
-    let pending: Vec<_> = raw
-        .into_iter()
-        .map(|bytes| {
-            let validated = validate(&state.log, bytes, !policy_pending)?;
-            policy_pending |= validated.0.kind() == crate::entry::Kind::Policy;
-            let id = validated.0.id();
-            enqueue(&state, validated, received).map(|p| (id, p))
-        })
-        .collect();
+    let pending = match queued {
+        Ok(Ok(pending)) => pending,
+        Ok(Err(err)) => return err.into_response(),
+        Err(_) => return ApiError::shutting_down().into_response(),
+    };
     let mut outcomes: Vec<Result<(ArtefactId, Accepted), ApiError>> =
         Vec::with_capacity(pending.len());
     for p in pending {
@@ -145,7 +130,54 @@ pub async fn add_batch(
             },
         })
         .collect();
-    Json(BatchAnswer { results }).into_response()
+    batch_answer(results)
+}
+
+/// Splits, validates and queues a batch (a blocking task).
+#[allow(clippy::type_complexity)]
+fn queue_batch(
+    state: &AppState,
+    headers: &HeaderMap,
+    bytes: &[u8],
+    received: Instant,
+) -> Result<Vec<Result<(ArtefactId, super::Pending), ApiError>>, ApiError> {
+    let raw = split_batch(headers, bytes, state.max_batch_entries)?;
+    // Queue every valid entry first, in order, then wait: the sequencer sees
+    // the whole batch at once and logs it in one checkpoint. After a policy
+    // entry, later entries may rely on the policy it brings (a new signer),
+    // so their roster check is left to the sequencer, which judges each
+    // entry by the policy in force at its index.
+    let mut policy_pending = false;
+    Ok(raw
+        .into_iter()
+        .map(|bytes| {
+            let validated = validate(&state.log, bytes, !policy_pending)?;
+            policy_pending |= validated.0.kind() == crate::entry::Kind::Policy;
+            let id = validated.0.id();
+            enqueue(state, validated, received).map(|p| (id, p))
+        })
+        .collect())
+}
+
+/// The answer to a batch: 200 with every outcome, unless no entry was
+/// logged and every one failed for the log's storage or index (not for its
+/// content): then the log is unable to take entries, and says so with 503
+/// so a client retries rather than reading the batch as judged.
+fn batch_answer(results: Vec<BatchResult<'_>>) -> Response {
+    let failed_for_the_log = !results.is_empty()
+        && results.iter().all(|r| {
+            matches!(r, BatchResult::Err { error }
+                if error.code == "storage_failure" || error.code == "index_failure")
+        });
+    let mut response = Json(BatchAnswer { results }).into_response();
+    if failed_for_the_log {
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+    }
+    response
 }
 
 /// The answer to `POST /v1/entries`, serialised straight from the results
@@ -158,25 +190,90 @@ struct BatchAnswer<'a> {
 /// Splits a batch body into the exact bytes of each entry: a JSON array
 /// (each element's raw text) or NDJSON (each non-empty line; a line may end
 /// in `\r\n`, as NDJSON allows, and the `\r` is not part of the entry).
-fn split_batch<'a>(headers: &HeaderMap, bytes: &'a [u8]) -> Result<Vec<&'a [u8]>, ApiError> {
+/// Stops at the first entry past `max` (413 `batch_too_large`) rather than
+/// splitting the whole body first.
+fn split_batch<'a>(
+    headers: &HeaderMap,
+    bytes: &'a [u8],
+    max: usize,
+) -> Result<Vec<&'a [u8]>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("a batch holds at most {max} entries"),
+        )
+    };
     let ndjson = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-ndjson"));
     if ndjson {
-        return Ok(bytes
+        let lines: Vec<&[u8]> = bytes
             .split(|&b| b == b'\n')
             .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
             .filter(|line| !line.is_empty())
-            .collect());
+            .take(max.saturating_add(1))
+            .collect();
+        return if lines.len() > max {
+            Err(too_large())
+        } else {
+            Ok(lines)
+        };
     }
-    let elements: Vec<&RawValue> = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::bad_request(
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let mut over = false;
+    let parsed = serde::de::DeserializeSeed::deserialize(
+        BatchSeed {
+            max,
+            over: &mut over,
+        },
+        &mut deserializer,
+    )
+    .and_then(|elements| deserializer.end().map(|()| elements));
+    match parsed {
+        Ok(elements) => Ok(elements),
+        Err(_) if over => Err(too_large()),
+        Err(e) => Err(ApiError::bad_request(
             "bad_batch",
             format!("the body is not a JSON array of entries (or send application/x-ndjson): {e}"),
-        )
-    })?;
-    Ok(elements.into_iter().map(|v| v.get().as_bytes()).collect())
+        )),
+    }
+}
+
+/// Reads a JSON array's elements as raw text, at most `max` of them; notes
+/// in `over` that there were more.
+struct BatchSeed<'s> {
+    max: usize,
+    over: &'s mut bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for BatchSeed<'_> {
+    type Value = Vec<&'de [u8]>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for BatchSeed<'_> {
+    type Value = Vec<&'de [u8]>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array of entries")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut elements = Vec::new();
+        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            if elements.len() == self.max {
+                *self.over = true;
+                return Err(serde::de::Error::custom("too many entries"));
+            }
+            elements.push(raw.get().as_bytes());
+        }
+        Ok(elements)
+    }
 }
 
 /// `GET /v1/entries/<index>`: the entry's exact bytes.
@@ -486,11 +583,36 @@ fn render_metrics(log: &crate::log::Log) -> String {
     out
 }
 
-/// `GET /healthz`: 200 with the published size while the log runs.
+/// `GET /healthz`: 200 `{"status":"ok"}` with the published size while the
+/// log runs; 503 `{"status":"degraded","reason","message","since"}` after a
+/// storage or index failure, until a batch is stored and indexed again.
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let published = state.log.published();
-    Json(serde_json::json!({ "status": "ok", "size": published.size, "origin": state.log.origin }))
-        .into_response()
+    match state.log.metrics.degraded() {
+        None => Json(
+            serde_json::json!({ "status": "ok", "size": published.size, "origin": state.log.origin }),
+        )
+        .into_response(),
+        Some(degraded) => {
+            let since = degraded
+                .since
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .and_then(|d| {
+                    crate::entry::Timestamp::from_unix_millis(d.as_millis() as u64)
+                })
+                .map(|t| t.to_string());
+            let body = serde_json::json!({
+                "status": "degraded",
+                "reason": degraded.reason,
+                "message": degraded.message,
+                "since": since,
+                "size": published.size,
+                "origin": state.log.origin,
+            });
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
 }
 
 /// Anything else.

@@ -15,9 +15,14 @@
 //! Errors are `{"error":{"code":"…","message":"…"}}` with the status of
 //! their class: 400 bad encoding, 401/403 unknown or unauthorised signer,
 //! 409 chain conflict, 413 too large, 422 invalid content, 503 pushback.
+//! Every error answer has that shape, the router's own (408, 405) included.
+//!
+//! Connections are served by [`crate::front`] (timeouts, connection limit,
+//! shutdown deadline); bodies are limited per route by [`limits`].
 
 mod api;
 mod error;
+mod limits;
 mod query;
 mod tiles;
 
@@ -27,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{get, post};
 use tokio::sync::{mpsc, oneshot};
 use tower_http::timeout::TimeoutLayer;
@@ -72,11 +78,20 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/healthz", get(api::healthz))
         .fallback(api::not_found)
         .method_not_allowed_fallback(api::method_not_allowed)
-        .layer(DefaultBodyLimit::max(config.http.max_body_bytes))
+        // The body limits buffer the body (bounded): axum's own limit is off.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            limits::BodyLimits {
+                max_batch_bytes: config.http.max_body_bytes,
+                budget: Arc::new(limits::Budget::new(config.http.body_budget_bytes)),
+            },
+            limits::limit_body,
+        ))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(config.http.request_timeout_ms),
         ))
+        .layer(middleware::map_response(limits::json_errors))
         .with_state(state)
 }
 
@@ -140,8 +155,9 @@ fn enqueue(
 }
 
 /// Serves the log on `listener` until SIGINT/SIGTERM, then stops accepting,
-/// lets the sequencer drain the queue (its last batch publishes the final
-/// checkpoint), and returns.
+/// lets requests in progress finish until `[http] shutdown_timeout_ms`
+/// (dropping the rest), lets the sequencer drain the queue (its last batch
+/// publishes the final checkpoint), and returns.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     opened: crate::log::Opened,
@@ -159,9 +175,7 @@ pub async fn serve(
         max_backoff: Duration::from_millis(config.witness.max_backoff_ms),
     };
     let witnessing = tokio::spawn(crate::log::witness::run(log.clone(), timing, stop));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    crate::front::serve(listener, app, config.http.front(), shutdown_signal()).await?;
     // Every handler (and so every queue sender) is gone: the sequencer drains and stops.
     if sequencer.await.is_err() {
         tracing::error!("the sequencer task failed");
@@ -175,7 +189,8 @@ pub async fn serve(
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -328,18 +328,31 @@ impl Index {
         Ok(index)
     }
 
-    /// Moves any index at `path` aside and creates an empty one.
+    /// Moves any index at `path` aside (to `<path>.broken-<unix seconds>`,
+    /// kept for inspection) and creates an empty one.
     pub fn fresh(
         path: &Path,
         store: Arc<dyn TileStore>,
         options: IndexOptions,
     ) -> Result<Index, IndexError> {
+        Index::fresh_aside(path, store, options).map(|(index, _)| index)
+    }
+
+    /// [`Index::fresh`], also returning where the old index was moved, if
+    /// there was one (`reindex` deletes it once the new index is complete).
+    pub fn fresh_aside(
+        path: &Path,
+        store: Arc<dyn TileStore>,
+        options: IndexOptions,
+    ) -> Result<(Index, Option<PathBuf>), IndexError> {
+        let mut moved = None;
         if path.exists() {
             let aside = aside_path(path);
             std::fs::rename(path, &aside)?;
             tracing::warn!(path = %aside.display(), "moved the old index aside");
+            moved = Some(aside);
         }
-        Index::open_with(path, store, options)
+        Ok((Index::open_with(path, store, options)?, moved))
     }
 
     /// The number of log entries the index covers: the database and both

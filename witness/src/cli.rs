@@ -69,6 +69,19 @@ enum Command {
         /// Requests taking longer are answered 408.
         #[arg(long, default_value_t = 10_000)]
         request_timeout_ms: u64,
+        /// A request head must arrive whole within this (also how long a
+        /// keep-alive connection may stay idle), else the connection closes.
+        #[arg(long, default_value_t = 10_000)]
+        header_read_timeout_ms: u64,
+        /// Most open connections (default: the file-descriptor limit, raised
+        /// to its hard limit, less a reserve of 128). At the limit the oldest
+        /// idle connection is closed; if none is idle the new one gets 503.
+        #[arg(long)]
+        max_connections: Option<usize>,
+        /// After SIGTERM, longest wait for requests in progress; then the
+        /// connections left are dropped.
+        #[arg(long, default_value_t = 10_000)]
+        shutdown_timeout_ms: u64,
         /// Rewrite the state journal with one record per log past this size.
         #[arg(long, default_value_t = 64 << 20, hide = true)]
         compact_bytes: u64,
@@ -134,12 +147,20 @@ fn run(command: Command) -> anyhow::Result<()> {
             listen,
             monitoring_prefix,
             request_timeout_ms,
+            header_read_timeout_ms,
+            max_connections,
+            shutdown_timeout_ms,
             compact_bytes,
         } => serve(
             DataDir::new(&data.data),
             listen,
             &normalise_prefix(&monitoring_prefix)?,
             Duration::from_millis(request_timeout_ms),
+            modeltrail::front::FrontConfig {
+                header_read_timeout: Duration::from_millis(header_read_timeout_ms),
+                max_connections,
+                shutdown_timeout: Duration::from_millis(shutdown_timeout_ms),
+            },
             compact_bytes,
         ),
         Command::Status { data, json } => status(&DataDir::new(&data.data), json),
@@ -168,6 +189,7 @@ fn serve(
     listen: SocketAddr,
     monitoring_prefix: &str,
     timeout: Duration,
+    front: modeltrail::front::FrontConfig,
     compact_bytes: u64,
 ) -> anyhow::Result<()> {
     init_tracing();
@@ -199,8 +221,7 @@ fn serve(
         );
         tokio::spawn(crate::server::watch_config(witness.clone()));
         let app = crate::server::router(witness.clone(), monitoring_prefix, timeout);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+        modeltrail::front::serve(listener, app, front, shutdown_signal())
             .await
             .context("serve")
     })?;

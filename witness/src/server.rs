@@ -12,8 +12,12 @@
 //!   allows one prefix for both).
 //! - `GET /metrics`: counters, Prometheus text format.
 //!
-//! Other paths answer 404 and other methods 405, with a JSON error body
-//! `{"error":{"code","message"}}`.
+//! Other paths answer 404 and other methods 405 (and a request that takes
+//! longer than `--request-timeout-ms` 408), with a JSON error body
+//! `{"error":{"code","message"}}`. A body declared larger than
+//! [`MAX_REQUEST_SIZE`] is refused (413) before any of it is read.
+//! Connections are served by `modeltrail::front`: header-read and idle
+//! timeout, connection limit, shutdown deadline.
 //!
 //! **One lock per origin** is held from reading the stored state, through
 //! the decision, until the new state is durable: two requests for one log
@@ -170,11 +174,48 @@ pub fn router(witness: Arc<Witness>, monitoring_prefix: &str, timeout: Duration)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_SIZE))
+        .layer(axum::middleware::from_fn(refuse_declared_oversize))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .layer(axum::middleware::map_response(timeout_in_json))
         .with_state(witness)
+}
+
+/// Refuses a body whose declared `Content-Length` is over
+/// [`MAX_REQUEST_SIZE`] before reading any of it (axum's limit reads up to
+/// the limit first); a chunked body is still cut at the limit as it streams.
+async fn refuse_declared_oversize(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_REQUEST_SIZE as u64) {
+        return text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body is larger than {MAX_REQUEST_SIZE} bytes"),
+        );
+    }
+    next.run(request).await
+}
+
+/// The request timeout's 408 (bodiless from tower-http) in the JSON error shape.
+async fn timeout_in_json(response: Response) -> Response {
+    if response.status() == StatusCode::REQUEST_TIMEOUT
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return json_error(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request took longer than --request-timeout-ms",
+        );
+    }
+    response
 }
 
 /// Re-reads the configuration every [`RELOAD_INTERVAL`], forever.
