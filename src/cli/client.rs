@@ -11,7 +11,7 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::{read_input, stdin_path};
+use super::{parse_json, read_input, stdin_path};
 use crate::entry::{Kind, PolicyBody, Role, SignedEntry};
 use crate::tlog::note::{SignerKey, VerifierKey};
 
@@ -206,8 +206,7 @@ impl EntryArgs {
     pub(super) fn run(self) -> anyhow::Result<()> {
         let EntryCommand::Sign { kind, body } = self.command;
         let kind = Kind::parse(&kind)?;
-        let body: Value =
-            serde_json::from_slice(&read_input(&body)?).context("the body is not JSON")?;
+        let body = parse_json(&read_input(&body)?).context("the body is not JSON")?;
         let entry = SignedEntry::sign(kind, body, &self.flags.signer()?)?;
         use std::io::Write as _;
         std::io::stdout().write_all(entry.bytes())?;
@@ -344,7 +343,7 @@ impl LogClient {
 
     /// The policy in force: its leaf index and body.
     fn current_policy(&self) -> anyhow::Result<(u64, Value)> {
-        let answer: Value = serde_json::from_slice(&self.get("/v1/policy")?)?;
+        let answer = parse_json(&self.get("/v1/policy")?).context("the answer to /v1/policy")?;
         let index = answer["index"]
             .as_u64()
             .ok_or_else(|| anyhow!("/v1/policy has no index"))?;

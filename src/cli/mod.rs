@@ -178,6 +178,15 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
+/// Parses JSON the way the log does ([`crate::entry::canonical::parse_strict`]):
+/// numbers read exactly (serde_json's default float parsing is off by an ulp
+/// for some shortest-form numbers, and the wrong double would be signed),
+/// duplicate member names refused rather than the last one kept.
+#[cfg(feature = "server")]
+fn parse_json(bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
+    crate::entry::canonical::parse_strict(bytes).map_err(anyhow::Error::new)
+}
+
 /// A path argument that defaults to standard input.
 fn stdin_path() -> PathBuf {
     PathBuf::from("-")
