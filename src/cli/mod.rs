@@ -152,18 +152,10 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("modeltrail: {}", one_line(&err));
+            eprintln!("modeltrail: {}", crate::error_line(err.as_ref()));
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes on one line, outermost first.
-fn one_line(err: &anyhow::Error) -> String {
-    err.chain()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
 }
 
 /// Reads a whole file, or standard input for `-`.
