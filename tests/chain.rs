@@ -234,6 +234,13 @@ impl Chain {
         assert_eq!(p["id"], json!(ArtefactId::of(&bytes).to_string()), "{p}");
         let entry = SignedEntry::parse(&bytes).unwrap();
         assert_eq!(&p["body"], entry.body(), "{p}");
+        // `leaf` is the exact logged bytes, so the proof can be checked
+        // from the answer alone.
+        assert_eq!(
+            p["leaf"].as_str().map(str::as_bytes),
+            Some(&bytes[..]),
+            "{p}"
+        );
         let proof = TlogProof::parse(p["tlog_proof"].as_str().unwrap().as_bytes())
             .unwrap_or_else(|e| panic!("entry {index}: bad tlog-proof: {e}"));
         assert_eq!(proof.index, index);

@@ -443,7 +443,9 @@ pub async fn policy(State(state): State<AppState>) -> Response {
     }
 }
 
-/// `{"id","index","entry","tlog_proof"}` for a logged entry.
+/// `{"id","index","entry","leaf","tlog_proof"}` for a logged entry: `leaf`
+/// is the entry's exact bytes as a string (`entry` is the same JSON, which
+/// a client's JSON tools may re-serialise differently).
 fn entry_answer(index: u64, bytes: &[u8], proof: &TlogProof) -> Response {
     let entry: &RawValue = match std::str::from_utf8(bytes)
         .ok()
@@ -463,6 +465,7 @@ fn entry_answer(index: u64, bytes: &[u8], proof: &TlogProof) -> Response {
         "id": ArtefactId::of(bytes).to_string(),
         "index": index,
         "entry": entry,
+        "leaf": entry.get(),
         "tlog_proof": String::from_utf8_lossy(&proof.to_bytes()),
     }))
     .into_response()

@@ -1,7 +1,9 @@
 //! The governance queries: models, versions, inferences. Every answer
 //! carries the entries it is built from, their indexes and a tlog-proof of
 //! each against the current checkpoint, so a client can check it rather
-//! than trust the index.
+//! than trust the index. Each entry comes with `leaf`, its exact logged
+//! bytes as a JSON string: parsed fields alone (`body`, `signer`) cannot be
+//! re-serialised into the leaf the proof is for.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -42,6 +44,9 @@ impl Proven {
         })
     }
 
+    /// The entry's fields, and `leaf`: the exact logged bytes as a string
+    /// (`jq -j .leaf` writes them unchanged), to hash and check against the
+    /// tlog-proof offline.
     fn json(&self) -> Value {
         json!({
             "index": self.index,
@@ -49,6 +54,7 @@ impl Proven {
             "kind": self.entry.kind().as_str(),
             "signer": self.entry.signer().to_string(),
             "body": self.entry.body(),
+            "leaf": String::from_utf8_lossy(self.entry.bytes()),
             "tlog_proof": self.proof,
         })
     }
