@@ -1636,3 +1636,89 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Issue 18: hardening
+// ---------------------------------------------------------------------------
+
+/// Registers a version of `model` under a fresh card, approves it by both
+/// approvers and activates it: the version hash.
+fn activate_new(chain: &Chain, model: &str, seed: u8) -> String {
+    let card = chain.ok(
+        &["card", "submit", Chain::path_str(&chain.card(model))],
+        &chain.registry,
+    );
+    let weights = chain.weights(&format!("weights-{seed}"), seed);
+    let (version, _) = chain.register(model, &weights, card["id"].as_str().unwrap());
+    let criteria = chain.write("criteria.json", all_criteria().to_string().as_bytes());
+    chain.approve_by_both(&version, &criteria);
+    chain.ok(
+        &[
+            "activate",
+            "--model",
+            model,
+            "--version",
+            &version,
+            "--reason",
+            "release",
+        ],
+        &chain.approver1,
+    );
+    version
+}
+
+#[test]
+fn a_model_name_with_a_slash_is_routed_exactly() {
+    let chain = Chain::new("slash");
+    let http = &chain.http;
+    let v1 = activate_new(&chain, MODEL, 1);
+    let tricky = format!("{MODEL}/active");
+    let v2 = activate_new(&chain, &tricky, 2);
+
+    let plain = http.get_json(&format!("/v1/models/{MODEL}"));
+    assert_eq!(
+        (&plain["model"], &plain["active"]),
+        (&json!(MODEL), &json!(v1))
+    );
+    let encoded = http.get_json(&format!("/v1/models/{MODEL}%2Factive"));
+    assert_eq!(
+        (&encoded["model"], &encoded["active"]),
+        (&json!(tricky), &json!(v2)),
+        "{encoded}"
+    );
+    for h in encoded["history"].as_array().unwrap() {
+        chain.check_proven(h);
+    }
+    let active = http.get_json(&format!("/v1/models/{MODEL}/active"));
+    assert_eq!(
+        (&active["model"], &active["active"]),
+        (&json!(MODEL), &json!(v1))
+    );
+    let active = http.get_json(&format!("/v1/models/{MODEL}%2Factive/active"));
+    assert_eq!(
+        (&active["model"], &active["active"]),
+        (&json!(tricky), &json!(v2)),
+        "{active}"
+    );
+    for path in [
+        format!("/v1/models/{MODEL}/active/active"),
+        format!("/v1/models/{MODEL}/history"),
+        format!("/v1/models/{MODEL}/active/x/y"),
+    ] {
+        let r = http.get(&path);
+        assert_eq!(
+            (r.status, r.code()),
+            (404, "bad_model_path".into()),
+            "{path}"
+        );
+    }
+
+    // The CLI encodes the name.
+    let status = chain.ok(&["status", "--model", &tricky], &chain.serving);
+    assert_eq!(
+        (&status["model"], &status["active"]),
+        (&json!(tricky), &json!(v2))
+    );
+    let status = chain.ok(&["status", "--model", MODEL], &chain.serving);
+    assert_eq!(status["active"], json!(v1));
+}

@@ -458,21 +458,8 @@ impl StatusArgs {
 }
 
 fn model_status(client: &LogClient, model: &str) -> anyhow::Result<Value> {
-    let path = format!("/v1/models/{}", encode_path(model));
+    let path = format!("/v1/models/{}", super::fetch::encode(model));
     Ok(serde_json::from_slice(&client.get(&path)?)?)
-}
-
-/// Percent-encodes what a path segment cannot hold (model names may hold `/`,
-/// which is kept: the route takes the rest of the path).
-fn encode_path(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Signs and submits one entry, then reports it.

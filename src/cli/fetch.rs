@@ -490,8 +490,9 @@ fn text(v: &Value) -> anyhow::Result<&str> {
         .ok_or_else(|| anyhow!("the log's answer is missing a field"))
 }
 
-/// Percent-encodes one URL path segment (everything but RFC 3986 unreserved).
-fn encode(segment: &str) -> String {
+/// Percent-encodes one URL path segment (everything but RFC 3986 unreserved,
+/// so a `/` in a model name or request ID stays in its segment).
+pub(super) fn encode(segment: &str) -> String {
     segment
         .bytes()
         .map(|b| match b {
