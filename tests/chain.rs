@@ -1722,3 +1722,120 @@ fn a_model_name_with_a_slash_is_routed_exactly() {
     let status = chain.ok(&["status", "--model", MODEL], &chain.serving);
     assert_eq!(status["active"], json!(v1));
 }
+
+/// An inference body on `model` with request ID `rid`, served now.
+fn inference_now(model: &str, version: &str, rid: &str) -> Value {
+    json!({
+        "model": model, "version_hash": version, "request_id": rid,
+        "served_at": ts(now_ms()),
+        "input_commitment": ContentHash::of(b"in").to_string(),
+        "output_commitment": ContentHash::of(b"out").to_string(),
+    })
+}
+
+#[test]
+fn look_alike_identifiers_and_weak_keys_are_refused() {
+    let chain = Chain::new("identifiers");
+    let http = &chain.http;
+    let version = ContentHash::of(b"weights").to_string();
+    let refused = |what: &str, entry: &SignedEntry, code: &str, needle: &str| {
+        let size = chain.size();
+        let r = http.add(entry.bytes());
+        assert_eq!(
+            (r.status, r.code()),
+            (422, code.to_owned()),
+            "{what}: {}",
+            r.text()
+        );
+        let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(needle), "{what}: {message}");
+        assert_eq!(chain.size(), size, "{what}: the tree grew");
+    };
+    for (what, model, rid, needle) in [
+        (
+            "zero-width space in a model name",
+            "fraud\u{200B}detector",
+            "r1",
+            "model holds U+200B",
+        ),
+        (
+            "hyphen look-alike in a model name",
+            "fraud\u{2010}detector",
+            "r2",
+            "model holds U+2010",
+        ),
+        (
+            "right-to-left override in a request ID",
+            MODEL,
+            "req-\u{202E}24",
+            "request_id holds U+202E",
+        ),
+        (
+            "BOM in a request ID",
+            MODEL,
+            "\u{FEFF}r3",
+            "request_id holds U+FEFF",
+        ),
+        (
+            "no-break space in a model name",
+            "fraud\u{00A0}detector",
+            "r4",
+            "model holds U+00A0",
+        ),
+    ] {
+        let entry = chain
+            .serving
+            .sign(Kind::Inference, inference_now(model, &version, rid));
+        refused(what, &entry, "invalid_identifier", needle);
+    }
+    // Through the CLI too, with the code in its one-line reason.
+    let f = chain.fails(
+        &[
+            "card",
+            "submit",
+            Chain::path_str(&chain.card("fraud\u{200B}detector")),
+        ],
+        &chain.registry,
+        "invalid_identifier",
+    );
+    assert!(f.stderr.contains("U+200B"), "{}", f.stderr);
+    // Letters and digits of other scripts are names like any other.
+    let entry = chain.serving.sign(
+        Kind::Inference,
+        inference_now("détecteur-модель-模型", &version, "r-ok"),
+    );
+    assert_eq!(http.add(entry.bytes()).status, 200);
+
+    // A weak (small-order) key in the roster.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let weak = VerifierKey::new(
+        "weak.chain.example.test",
+        modeltrail::tlog::note::KeyType::Ed25519,
+        &identity,
+    )
+    .unwrap()
+    .to_string();
+    let size = chain.size();
+    let f = chain.fails(
+        &[
+            "policy",
+            "add-signer",
+            "--vkey",
+            &weak,
+            "--role",
+            "approver",
+        ],
+        &chain.admin,
+        "invalid_policy",
+    );
+    assert!(f.stderr.contains("weak"), "{}", f.stderr);
+    assert_eq!(chain.size(), size);
+    let mut policy = http.get_json("/v1/policy")["entry"]["body"].clone();
+    policy["signers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"roles": ["approver"], "vkey": weak}));
+    let entry = chain.admin.sign(Kind::Policy, policy);
+    refused("weak key in a policy", &entry, "invalid_policy", "weak");
+}

@@ -1,6 +1,8 @@
 //! The chain rules (DESIGN "Entries"), applied by the sequencer in log order,
 //! atomically with the append.
 //!
+//! - Every identifier (model name, request ID, …) holds only the characters
+//!   `entry::identifier` allows, and a policy's roster holds no weak key.
 //! - Every entry's signer must hold the role its kind needs under the policy
 //!   in force *at its index*; a `policy` entry, signed by an admin of the
 //!   policy it replaces, takes effect from its own index on.
@@ -308,8 +310,12 @@ impl ChainRules for GovernanceRules {
     ) -> Result<Vec<String>, Refused> {
         authorise(entry, &self.policy().body)
             .map_err(|e| refuse(e.http_status(), e.code(), e.to_string()))?;
+        chain::check_identifiers(body).map_err(refused)?;
         match body {
-            Body::Policy(policy) => self.admit_policy(entry, policy.clone(), index),
+            Body::Policy(policy) => {
+                chain::check_policy_keys(policy).map_err(refused)?;
+                self.admit_policy(entry, policy.clone(), index)
+            }
             Body::ModelCard(card) => {
                 self.staged
                     .cards
