@@ -1839,3 +1839,101 @@ fn look_alike_identifiers_and_weak_keys_are_refused() {
     let entry = chain.admin.sign(Kind::Policy, policy);
     refused("weak key in a policy", &entry, "invalid_policy", "weak");
 }
+
+/// Every `Modeltrail-Warning` header of an answer, in order.
+fn warning_headers(r: &Reply) -> Vec<String> {
+    r.headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("modeltrail-warning"))
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+#[test]
+fn warnings_reach_add_and_duplicates_carry_the_original_ones() {
+    let chain = Chain::new("warnings");
+    let http = &chain.http;
+    let batch = |entry: &SignedEntry| -> Value {
+        let r = http.post("/v1/entries", "application/x-ndjson", entry.bytes());
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["results"][0].clone()
+    };
+    let card = chain.ok(
+        &["card", "submit", Chain::path_str(&chain.card(MODEL))],
+        &chain.registry,
+    );
+    let weights = chain.weights("weights-w", 7);
+    let (version, _) = chain.register(MODEL, &weights, card["id"].as_str().unwrap());
+
+    // Before any activation: flagged (no active version).
+    let first = chain
+        .serving
+        .sign(Kind::Inference, inference_now(MODEL, &version, "req-w1"));
+    let answer = batch(&first);
+    assert_eq!(answer["duplicate"], json!(false), "{answer}");
+    let original = answer["warnings"].clone();
+    let warnings = original.as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{answer}");
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .contains("has no active version")
+    );
+
+    // POST /add: the same warnings, one header each.
+    // (The same request ID with another output: not the same entry.)
+    let mut body = inference_now(MODEL, &version, "req-w1");
+    body["output_commitment"] = json!(ContentHash::of(b"other output").to_string());
+    let second = chain.serving.sign(Kind::Inference, body);
+    let r = http.add(second.bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let second_index: u64 = r.text().trim().parse().unwrap();
+    let headers = warning_headers(&r);
+    assert_eq!(headers.len(), 2, "{headers:?}");
+    assert!(headers[0].contains("has no active version"), "{headers:?}");
+    assert!(
+        headers[1].contains("request ID \"req-w1\" was already logged at index"),
+        "{headers:?}"
+    );
+
+    // The version becomes active; resubmissions are duplicates and still
+    // answer the warnings their originals were given at their index.
+    let criteria = chain.write("criteria.json", all_criteria().to_string().as_bytes());
+    chain.approve_by_both(&version, &criteria);
+    chain.ok(
+        &[
+            "activate",
+            "--model",
+            MODEL,
+            "--version",
+            &version,
+            "--reason",
+            "go",
+        ],
+        &chain.approver1,
+    );
+    let again = batch(&first);
+    assert_eq!(again["duplicate"], json!(true), "{again}");
+    assert_eq!(again["warnings"], original, "{again}");
+    let r = http.add(second.bytes());
+    assert_eq!(r.text().trim(), second_index.to_string());
+    assert_eq!(warning_headers(&r), headers);
+    let again = batch(&second);
+    assert_eq!(again["duplicate"], json!(true));
+    let texts: Vec<String> = again["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(texts, headers);
+
+    // An inference on the now active version: no warnings, no header.
+    let clean = chain
+        .serving
+        .sign(Kind::Inference, inference_now(MODEL, &version, "req-w2"));
+    let r = http.add(clean.bytes());
+    assert_eq!((r.status, warning_headers(&r).len()), (200, 0), "{r:?}");
+    assert_eq!(batch(&clean)["warnings"], json!([]));
+}

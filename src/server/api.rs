@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -55,17 +55,67 @@ pub async fn add(State(state): State<AppState>, bytes: Result<Bytes, BytesReject
     let result = async {
         let bytes = body(bytes)?;
         let validated = validate(&state.log, &bytes, true)?;
-        enqueue(&state, validated, received)?.wait().await
+        let accepted = enqueue(&state, validated, received)?.wait().await?;
+        Ok::<_, ApiError>(original_warnings(&state, bytes, accepted).await)
     }
     .await;
     match result {
-        Ok(accepted) => (
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!("{}\n", accepted.index),
-        )
-            .into_response(),
+        Ok(accepted) => {
+            let mut response = (
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                format!("{}\n", accepted.index),
+            )
+                .into_response();
+            for warning in &accepted.warnings {
+                if let Ok(value) = HeaderValue::from_str(&header_text(warning)) {
+                    response.headers_mut().append(WARNING_HEADER, value);
+                }
+            }
+            response
+        }
         Err(err) => err.into_response(),
     }
+}
+
+/// The header `POST /add` carries each warning in, one header per warning
+/// (the body is the bare index, which clients parse as such).
+const WARNING_HEADER: &str = "modeltrail-warning";
+
+/// A warning as a header value: header values are printable ASCII, so any
+/// other character is written as `\u{…}` (model names may be non-ASCII).
+fn header_text(warning: &str) -> String {
+    let mut out = String::with_capacity(warning.len());
+    for c in warning.chars() {
+        if (' '..='~').contains(&c) {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    out
+}
+
+/// A duplicate answers with the warnings its original was given (a client
+/// that retries must still learn that its entry was flagged); the sequencer
+/// answers duplicates without them, so they are recomputed here, off the
+/// sequencer and only for duplicates.
+async fn original_warnings(state: &AppState, leaf: Bytes, mut accepted: Accepted) -> Accepted {
+    if !accepted.duplicate {
+        return accepted;
+    }
+    let log = state.log.clone();
+    let index = accepted.index;
+    let recomputed =
+        tokio::task::spawn_blocking(move || crate::log::rules::warnings_at(&log, &leaf, index))
+            .await
+            .unwrap_or_else(|_| Err("shutting down".to_owned()));
+    accepted.warnings = recomputed.unwrap_or_else(|err| {
+        tracing::warn!(%err, index, "recomputing a duplicate's warnings");
+        vec![format!(
+            "the warnings of the entry logged at index {index} could not be recomputed: {err}"
+        )]
+    });
+    accepted
 }
 
 /// One entry's outcome in a batch answer.
@@ -115,9 +165,9 @@ pub async fn add_batch(
     // entry by the policy in force at its index.
     let mut policy_pending = false;
     let pending: Vec<_> = raw
-        .into_iter()
-        .map(|bytes| {
-            let validated = validate(&state.log, bytes, !policy_pending)?;
+        .iter()
+        .map(|leaf| {
+            let validated = validate(&state.log, leaf, !policy_pending)?;
             policy_pending |= validated.0.kind() == crate::entry::Kind::Policy;
             let id = validated.0.id();
             enqueue(&state, validated, received).map(|p| (id, p))
@@ -125,9 +175,15 @@ pub async fn add_batch(
         .collect();
     let mut outcomes: Vec<Result<(ArtefactId, Accepted), ApiError>> =
         Vec::with_capacity(pending.len());
-    for p in pending {
+    for (p, leaf) in pending.into_iter().zip(&raw) {
         outcomes.push(match p {
-            Ok((id, p)) => p.wait().await.map(|a| (id, a)),
+            Ok((id, p)) => match p.wait().await {
+                Ok(a) => Ok((
+                    id,
+                    original_warnings(&state, bytes.slice_ref(leaf), a).await,
+                )),
+                Err(err) => Err(err),
+            },
             Err(err) => Err(err),
         });
     }
