@@ -1937,3 +1937,80 @@ fn warnings_reach_add_and_duplicates_carry_the_original_ones() {
     assert_eq!((r.status, warning_headers(&r).len()), (200, 0), "{r:?}");
     assert_eq!(batch(&clean)["warnings"], json!([]));
 }
+
+#[test]
+fn card_submit_logs_exactly_the_numbers_in_the_card_file() {
+    let chain = Chain::new("card-numbers");
+    // Written by hand, not by serde_json: the numbers are the file's text.
+    let card = chain.write(
+        "card-numbers.json",
+        br#"{"model": "fraud-detector", "training_data": "2025 card transactions",
+            "evaluation": [
+              {"metric": "auc", "value": 333333333.33333329, "dataset": "a"},
+              {"metric": "fpr", "value": 1e-23, "dataset": "b"},
+              {"metric": "drift", "value": 9.999999999999997e-7, "dataset": "c"},
+              {"metric": "rows", "value": 9007199254740991.0, "dataset": "d"}],
+            "intended_use": "flag card fraud for human review",
+            "limitations": "not for credit decisions"}"#,
+    );
+    let out = chain.ok(&["card", "submit", Chain::path_str(&card)], &chain.registry);
+    let leaf = String::from_utf8(chain.http.entry(out["index"].as_u64().unwrap())).unwrap();
+    for want in [
+        r#""value":333333333.3333333}"#,
+        r#""value":1e-23}"#,
+        r#""value":9.999999999999997e-7}"#,
+        r#""value":9007199254740991}"#,
+    ] {
+        assert!(leaf.contains(want), "{want} not in {leaf}");
+    }
+    // A card file naming a member twice is refused, not read as the last.
+    let twice = chain.write(
+        "card-twice.json",
+        br#"{"model": "fraud-detector", "model": "other"}"#,
+    );
+    let f = chain.fails(
+        &["card", "submit", Chain::path_str(&twice)],
+        &chain.registry,
+        "duplicate object member name",
+    );
+    assert_eq!(f.stderr.lines().count(), 1, "{}", f.stderr);
+}
+
+#[test]
+fn a_query_answer_checks_offline_with_the_cli() {
+    let chain = Chain::new("offline");
+    let version = ContentHash::of(b"weights").to_string();
+    let entry = chain
+        .serving
+        .sign(Kind::Inference, inference_now(MODEL, &version, "req-42"));
+    assert_eq!(chain.http.add(entry.bytes()).status, 200);
+    let answer = chain.http.get_json("/v1/inferences/req-42");
+    // What `jq -j .entry.leaf` and `jq -r .entry.tlog_proof` write.
+    let leaf = chain.write(
+        "req-42.entry",
+        answer["entry"]["leaf"].as_str().unwrap().as_bytes(),
+    );
+    let proof = chain.write(
+        "req-42.tlog-proof",
+        format!("{}\n", answer["entry"]["tlog_proof"].as_str().unwrap()).as_bytes(),
+    );
+    let policy = chain.write(
+        "policy.txt",
+        format!("log {}\nquorum none\n", chain.log_vkey).as_bytes(),
+    );
+    let out = Command::new(BIN)
+        .args(["tlog-proof", "verify"])
+        .arg(&proof)
+        .arg("--leaf")
+        .arg(&leaf)
+        .arg("--policy")
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&leaf).unwrap(), entry.bytes());
+}
