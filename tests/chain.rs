@@ -1919,6 +1919,11 @@ fn warnings_reach_add_and_duplicates_carry_the_original_ones() {
     let r = http.add(second.bytes());
     assert_eq!(r.text().trim(), second_index.to_string());
     assert_eq!(warning_headers(&r), headers);
+    // `modeltrail submit` passes them on.
+    let file = chain.write("second.entry", second.bytes());
+    let out = chain.ok(&["submit", Chain::path_str(&file)], &chain.serving);
+    assert_eq!(out["index"], json!(second_index));
+    assert_eq!(out["warnings"], json!(headers));
     let again = batch(&second);
     assert_eq!(again["duplicate"], json!(true));
     let texts: Vec<String> = again["warnings"]

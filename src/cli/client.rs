@@ -227,8 +227,18 @@ impl SubmitArgs {
     pub(super) fn run(self) -> anyhow::Result<()> {
         let bytes = read_input(&self.entry)?;
         let entry = SignedEntry::parse(&bytes).context("not a valid signed entry")?;
-        let index = self.flags.client()?.submit(&entry)?;
-        report(&self.flags, &entry, index);
+        let (index, warnings) = self.flags.client()?.submit_warned(&entry)?;
+        if self.flags.json {
+            println!(
+                "{}",
+                json!({ "id": entry.id().to_string(), "index": index, "warnings": warnings })
+            );
+        } else {
+            report(&self.flags, &entry, index);
+            for w in &warnings {
+                eprintln!("modeltrail: warning: {w}");
+            }
+        }
         Ok(())
     }
 }
@@ -297,8 +307,14 @@ impl LogClient {
 
     /// POSTs an entry to `/add` and returns its index once durable.
     pub(crate) fn submit(&self, entry: &SignedEntry) -> anyhow::Result<u64> {
+        self.submit_warned(entry).map(|(index, _)| index)
+    }
+
+    /// [`LogClient::submit`], with the warnings the log flagged the entry
+    /// with (its `Modeltrail-Warning` headers).
+    pub(crate) fn submit_warned(&self, entry: &SignedEntry) -> anyhow::Result<(u64, Vec<String>)> {
         let url = format!("{}/add", self.base);
-        let body = self.runtime.block_on(async {
+        let (body, warnings) = self.runtime.block_on(async {
             let response = self
                 .http
                 .post(&url)
@@ -306,12 +322,20 @@ impl LogClient {
                 .send()
                 .await
                 .with_context(|| format!("POST {url}"))?;
-            answer(response).await
+            let warnings: Vec<String> = response
+                .headers()
+                .get_all("modeltrail-warning")
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect();
+            answer(response).await.map(|body| (body, warnings))
         })?;
         let text = String::from_utf8_lossy(&body);
-        text.trim()
+        let index = text
+            .trim()
             .parse()
-            .with_context(|| format!("the log answered {text:?}, not an index"))
+            .with_context(|| format!("the log answered {text:?}, not an index"))?;
+        Ok((index, warnings))
     }
 
     /// POSTs entries to `/v1/entries` as NDJSON and returns each entry's
