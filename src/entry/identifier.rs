@@ -10,7 +10,8 @@
 //! - a non-ASCII letter or digit: `char::is_alphabetic` or
 //!   `char::is_numeric` (Unicode Alphabetic, general categories N*),
 //!
-//! and not one of the invisible characters of [`INVISIBLE`]. Refused, with
+//! and not one of the invisible characters of [`INVISIBLE`]; a model name
+//! must also not be `.` or `..` (it is a URL path segment). Refused, with
 //! the field and the code point named: control characters (Cc), format
 //! characters (Cf: U+200B zero-width space, U+202E right-to-left override,
 //! U+FEFF, …), separators other than the ASCII space (U+00A0, U+2028, …),
@@ -104,8 +105,18 @@ pub struct IdentifierError {
     pub reason: &'static str,
 }
 
+/// The reason given for a model name that is a URL dot segment.
+const DOT_SEGMENT: &str = "a URL dot segment";
+
 impl fmt::Display for IdentifierError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.reason == DOT_SEGMENT {
+            return write!(
+                f,
+                "{} is \".\" or \"..\", a URL dot segment, which URL parsers resolve away, so a query path cannot carry it",
+                self.field
+            );
+        }
         write!(
             f,
             "{} holds U+{:04X} at character {}, {}; identifiers allow printable ASCII and non-ASCII letters and digits only, so that names that print the same are the same",
@@ -129,54 +140,74 @@ pub fn check_identifier(field: &str, value: &str) -> Result<(), IdentifierError>
     Ok(())
 }
 
-/// Every identifier field of `body`, with its field path.
-pub fn identifiers(body: &Body) -> Vec<(String, &str)> {
-    let mut out: Vec<(String, &str)> = Vec::new();
+/// Checks every identifier of `body` (without allocating for the common
+/// kinds: this runs on every entry the log admits and the audit reads);
+/// the first one that breaks the rule.
+pub fn check_body(body: &Body) -> Result<(), IdentifierError> {
     match body {
         Body::Policy(policy) => {
             for (i, c) in policy.criteria().iter().enumerate() {
-                out.push((format!("criteria[{i}].id"), c.id.as_str()));
+                check_identifier(&format!("criteria[{i}].id"), &c.id)?;
             }
             for (i, s) in policy.signers().iter().enumerate() {
-                out.push((format!("signers[{i}].vkey name"), s.vkey().name()));
+                check_identifier(&format!("signers[{i}].vkey name"), s.vkey().name())?;
             }
         }
         Body::ModelCard(card) => {
-            out.push(("model".into(), card.model.as_str()));
+            check_model(card.model.as_str())?;
             for (i, d) in card.documents.iter().flatten().enumerate() {
-                out.push((format!("documents[{i}].name"), d.name.as_str()));
+                check_identifier(&format!("documents[{i}].name"), &d.name)?;
             }
         }
         Body::ModelVersion(version) => {
-            out.push(("model".into(), version.model.as_str()));
+            check_model(version.model.as_str())?;
             if let Some(r) = &version.registry_ref {
-                out.push(("registry_ref".into(), r.as_str()));
+                check_identifier("registry_ref", r.as_str())?;
             }
         }
         Body::Approval(approval) => {
             for id in approval.criteria.keys() {
-                out.push(("criteria (criterion id)".into(), id.as_str()));
+                check_identifier("criteria (a criterion id)", id)?;
             }
         }
-        Body::Transition(transition) => out.push(("model".into(), transition.model.as_str())),
+        Body::Transition(transition) => check_model(transition.model.as_str())?,
         Body::Inference(inference) => {
-            out.push(("model".into(), inference.model.as_str()));
-            out.push(("request_id".into(), inference.request_id.as_str()));
+            check_model(inference.model.as_str())?;
+            check_identifier("request_id", inference.request_id.as_str())?;
         }
     }
-    out
+    Ok(())
 }
 
-/// Checks every identifier of `body`; the first one that breaks the rule.
-pub fn check_body(body: &Body) -> Result<(), IdentifierError> {
-    identifiers(body)
-        .into_iter()
-        .try_for_each(|(field, value)| check_identifier(&field, value))
+/// A model name is an identifier and one URL path segment
+/// (`/v1/models/<m>`): `.` and `..` are dot segments, which URL parsers
+/// resolve away (even percent-encoded), so such a model could not be queried.
+fn check_model(model: &str) -> Result<(), IdentifierError> {
+    if model == "." || model == ".." {
+        return Err(IdentifierError {
+            field: "model".to_owned(),
+            char: '.',
+            position: 0,
+            reason: DOT_SEGMENT,
+        });
+    }
+    check_identifier("model", model)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_segments_are_not_model_names() {
+        for bad in [".", ".."] {
+            let err = check_model(bad).unwrap_err();
+            assert!(err.to_string().contains("dot segment"), "{err}");
+        }
+        for ok in ["...", ".a", "a..", "v1.2"] {
+            assert_eq!(check_model(ok), Ok(()));
+        }
+    }
 
     #[test]
     fn printable_ascii_and_letters_and_digits_pass() {
