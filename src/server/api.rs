@@ -109,13 +109,19 @@ async fn original_warnings(state: &AppState, leaf: Bytes, mut accepted: Accepted
         tokio::task::spawn_blocking(move || crate::log::rules::warnings_at(&log, &leaf, index))
             .await
             .unwrap_or_else(|_| Err("shutting down".to_owned()));
-    accepted.warnings = recomputed.unwrap_or_else(|err| {
+    accepted.warnings = recomputed_warnings(index, recomputed);
+    accepted
+}
+
+/// A duplicate's recomputed warnings; if they cannot be recomputed, a
+/// warning saying so (an empty list would read as "not flagged").
+fn recomputed_warnings(index: u64, recomputed: Result<Vec<String>, String>) -> Vec<String> {
+    recomputed.unwrap_or_else(|err| {
         tracing::warn!(%err, index, "recomputing a duplicate's warnings");
         vec![format!(
             "the warnings of the entry logged at index {index} could not be recomputed: {err}"
         )]
-    });
-    accepted
+    })
 }
 
 /// One entry's outcome in a batch answer.
@@ -175,17 +181,39 @@ pub async fn add_batch(
         .collect();
     let mut outcomes: Vec<Result<(ArtefactId, Accepted), ApiError>> =
         Vec::with_capacity(pending.len());
-    for (p, leaf) in pending.into_iter().zip(&raw) {
+    for p in pending {
         outcomes.push(match p {
-            Ok((id, p)) => match p.wait().await {
-                Ok(a) => Ok((
-                    id,
-                    original_warnings(&state, bytes.slice_ref(leaf), a).await,
-                )),
-                Err(err) => Err(err),
-            },
+            Ok((id, p)) => p.wait().await.map(|a| (id, a)),
             Err(err) => Err(err),
         });
+    }
+    // Duplicates answer their originals' warnings, recomputed in one
+    // blocking task for the whole batch.
+    let duplicates: Vec<(usize, Bytes, u64)> = outcomes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| match o {
+            Ok((_, a)) if a.duplicate => Some((i, bytes.slice_ref(raw[i]), a.index)),
+            _ => None,
+        })
+        .collect();
+    if !duplicates.is_empty() {
+        let log = state.log.clone();
+        let recomputed = tokio::task::spawn_blocking(move || {
+            duplicates
+                .into_iter()
+                .map(|(i, leaf, index)| (i, crate::log::rules::warnings_at(&log, &leaf, index)))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let Ok(recomputed) = recomputed else {
+            return ApiError::shutting_down().into_response();
+        };
+        for (i, warnings) in recomputed {
+            if let Ok((_, a)) = &mut outcomes[i] {
+                a.warnings = recomputed_warnings(a.index, warnings);
+            }
+        }
     }
     let results: Vec<BatchResult<'_>> = outcomes
         .iter()
