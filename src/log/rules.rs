@@ -354,11 +354,15 @@ fn repeated_request(rid: &str, first: u64) -> String {
 /// inferences are flagged. Costs a few index lookups and reads of the
 /// model's transitions, on the duplicate's path only (the alternative,
 /// storing every entry's warnings, would cost every inference a write).
+///
+/// `bytes` is an entry the handler verified (its signature is not checked
+/// again).
 pub fn warnings_at(log: &Log, bytes: &[u8], index: u64) -> Result<Vec<String>, String> {
-    let entry = SignedEntry::parse(bytes).map_err(|e| e.to_string())?;
-    let Ok(Body::Inference(inference)) = entry.typed_body() else {
+    let envelope = crate::entry::canonical::parse_strict(bytes).map_err(|e| e.to_string())?;
+    if envelope["kind"] != "inference" {
         return Ok(Vec::new());
-    };
+    }
+    let inference = Inference::parse(&envelope["body"]).map_err(|e| e.to_string())?;
     let model = inference.model.as_str();
     let version_model = log
         .index
