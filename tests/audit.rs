@@ -1174,3 +1174,57 @@ fn a_later_rejection_does_not_undo_the_approvals_an_activation_relied_on() {
         .count();
     assert_eq!(approvals, 3, "both approvals and the later rejection");
 }
+
+/// An Ed25519 public key of small order: the identity point.
+fn weak_vkey(name: &str) -> String {
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    modeltrail::tlog::note::VerifierKey::new(name, KeyType::Ed25519, &identity)
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn audit_reports_weak_keys_and_invisible_identifiers_already_logged() {
+    let mut c = Crafted::new("weak-and-invisible");
+    let a = Actors::new(key("admin.audit.test", 2));
+    c.sign(Kind::Policy, a.policy(), &a.admin);
+    // 1: a policy adding a weak key as an approver.
+    let mut weak = a.policy();
+    weak["signers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"roles": ["approver"], "vkey": weak_vkey("weak.audit.test")}));
+    let (weak_policy, _) = c.sign(Kind::Policy, weak, &a.admin);
+    // 2: a card for a model whose name holds a zero-width space.
+    let (zwsp, _) = c.sign(Kind::ModelCard, card("credit\u{200B}scorer"), &a.registry);
+    // 3: an inference whose request ID holds a right-to-left override.
+    let t0 = now_ms() - 100_000;
+    let (rlo, _) = c.sign(
+        Kind::Inference,
+        inference(MODEL, &hash_of("w"), "req-\u{202E}24", t0),
+        &a.serving,
+    );
+    c.write(&[]);
+    let want: Vec<(u64, String)> = [
+        (weak_policy, "weak_key"),
+        (zwsp, "invalid_identifier"),
+        (rlo, "invalid_identifier"),
+        (rlo, "unknown_version"),
+        (rlo, "no_active_version"),
+    ]
+    .into_iter()
+    .map(|(i, code)| (i, code.to_owned()))
+    .collect();
+    for args in [&["--json"][..], &["--json", "--fast"]] {
+        let out = c.audit(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(findings(&report), want, "{args:?}: {report}");
+        let messages = report["findings"].to_string();
+        assert!(
+            messages.contains("U+200B") && messages.contains("U+202E"),
+            "{messages}"
+        );
+    }
+}

@@ -254,6 +254,13 @@ impl Chain {
         assert_eq!(p["id"], json!(ArtefactId::of(&bytes).to_string()), "{p}");
         let entry = SignedEntry::parse(&bytes).unwrap();
         assert_eq!(&p["body"], entry.body(), "{p}");
+        // `leaf` is the exact logged bytes, so the proof can be checked
+        // from the answer alone.
+        assert_eq!(
+            p["leaf"].as_str().map(str::as_bytes),
+            Some(&bytes[..]),
+            "{p}"
+        );
         let proof = TlogProof::parse(p["tlog_proof"].as_str().unwrap().as_bytes())
             .unwrap_or_else(|e| panic!("entry {index}: bad tlog-proof: {e}"));
         assert_eq!(proof.index, index);
@@ -1648,4 +1655,387 @@ fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(e.path(), &target).unwrap();
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Issue 18: hardening
+// ---------------------------------------------------------------------------
+
+/// Registers a version of `model` under a fresh card, approves it by both
+/// approvers and activates it: the version hash.
+fn activate_new(chain: &Chain, model: &str, seed: u8) -> String {
+    let card = chain.ok(
+        &["card", "submit", Chain::path_str(&chain.card(model))],
+        &chain.registry,
+    );
+    let weights = chain.weights(&format!("weights-{seed}"), seed);
+    let (version, _) = chain.register(model, &weights, card["id"].as_str().unwrap());
+    let criteria = chain.write("criteria.json", all_criteria().to_string().as_bytes());
+    chain.approve_by_both(&version, &criteria);
+    chain.ok(
+        &[
+            "activate",
+            "--model",
+            model,
+            "--version",
+            &version,
+            "--reason",
+            "release",
+        ],
+        &chain.approver1,
+    );
+    version
+}
+
+#[test]
+fn a_model_name_with_a_slash_is_routed_exactly() {
+    let chain = Chain::new("slash");
+    let http = &chain.http;
+    let v1 = activate_new(&chain, MODEL, 1);
+    let tricky = format!("{MODEL}/active");
+    let v2 = activate_new(&chain, &tricky, 2);
+
+    let plain = http.get_json(&format!("/v1/models/{MODEL}"));
+    assert_eq!(
+        (&plain["model"], &plain["active"]),
+        (&json!(MODEL), &json!(v1))
+    );
+    let encoded = http.get_json(&format!("/v1/models/{MODEL}%2Factive"));
+    assert_eq!(
+        (&encoded["model"], &encoded["active"]),
+        (&json!(tricky), &json!(v2)),
+        "{encoded}"
+    );
+    for h in encoded["history"].as_array().unwrap() {
+        chain.check_proven(h);
+    }
+    let active = http.get_json(&format!("/v1/models/{MODEL}/active"));
+    assert_eq!(
+        (&active["model"], &active["active"]),
+        (&json!(MODEL), &json!(v1))
+    );
+    let active = http.get_json(&format!("/v1/models/{MODEL}%2Factive/active"));
+    assert_eq!(
+        (&active["model"], &active["active"]),
+        (&json!(tricky), &json!(v2)),
+        "{active}"
+    );
+    for path in [
+        format!("/v1/models/{MODEL}/active/active"),
+        format!("/v1/models/{MODEL}/history"),
+        format!("/v1/models/{MODEL}/active/x/y"),
+    ] {
+        let r = http.get(&path);
+        assert_eq!(
+            (r.status, r.code()),
+            (404, "bad_model_path".into()),
+            "{path}"
+        );
+    }
+
+    // The CLI encodes the name.
+    let status = chain.read(&["status", "--model", &tricky]);
+    assert_eq!(
+        (&status["model"], &status["active"]),
+        (&json!(tricky), &json!(v2))
+    );
+    let status = chain.read(&["status", "--model", MODEL]);
+    assert_eq!(status["active"], json!(v1));
+}
+
+/// An inference body on `model` with request ID `rid`, served now.
+fn inference_now(model: &str, version: &str, rid: &str) -> Value {
+    json!({
+        "model": model, "version_hash": version, "request_id": rid,
+        "served_at": ts(now_ms()),
+        "input_commitment": ContentHash::of(b"in").to_string(),
+        "output_commitment": ContentHash::of(b"out").to_string(),
+    })
+}
+
+#[test]
+fn look_alike_identifiers_and_weak_keys_are_refused() {
+    let chain = Chain::new("identifiers");
+    let http = &chain.http;
+    let version = ContentHash::of(b"weights").to_string();
+    let refused = |what: &str, entry: &SignedEntry, code: &str, needle: &str| {
+        let size = chain.size();
+        let r = http.add(entry.bytes());
+        assert_eq!(
+            (r.status, r.code()),
+            (422, code.to_owned()),
+            "{what}: {}",
+            r.text()
+        );
+        let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(needle), "{what}: {message}");
+        assert_eq!(chain.size(), size, "{what}: the tree grew");
+    };
+    for (what, model, rid, needle) in [
+        (
+            "zero-width space in a model name",
+            "fraud\u{200B}detector",
+            "r1",
+            "model holds U+200B",
+        ),
+        (
+            "hyphen look-alike in a model name",
+            "fraud\u{2010}detector",
+            "r2",
+            "model holds U+2010",
+        ),
+        (
+            "right-to-left override in a request ID",
+            MODEL,
+            "req-\u{202E}24",
+            "request_id holds U+202E",
+        ),
+        (
+            "BOM in a request ID",
+            MODEL,
+            "\u{FEFF}r3",
+            "request_id holds U+FEFF",
+        ),
+        (
+            "no-break space in a model name",
+            "fraud\u{00A0}detector",
+            "r4",
+            "model holds U+00A0",
+        ),
+    ] {
+        let entry = chain
+            .serving
+            .sign(Kind::Inference, inference_now(model, &version, rid));
+        refused(what, &entry, "invalid_identifier", needle);
+    }
+    // Through the CLI too, with the code in its one-line reason.
+    let f = chain.fails(
+        &[
+            "card",
+            "submit",
+            Chain::path_str(&chain.card("fraud\u{200B}detector")),
+        ],
+        &chain.registry,
+        "invalid_identifier",
+    );
+    assert!(f.stderr.contains("U+200B"), "{}", f.stderr);
+    // Letters and digits of other scripts are names like any other.
+    let entry = chain.serving.sign(
+        Kind::Inference,
+        inference_now("détecteur-модель-模型", &version, "r-ok"),
+    );
+    assert_eq!(http.add(entry.bytes()).status, 200);
+
+    // A weak (small-order) key in the roster.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let weak = VerifierKey::new(
+        "weak.chain.example.test",
+        modeltrail::tlog::note::KeyType::Ed25519,
+        &identity,
+    )
+    .unwrap()
+    .to_string();
+    let size = chain.size();
+    let f = chain.fails(
+        &[
+            "policy",
+            "add-signer",
+            "--vkey",
+            &weak,
+            "--role",
+            "approver",
+        ],
+        &chain.admin,
+        "invalid_policy",
+    );
+    assert!(f.stderr.contains("weak"), "{}", f.stderr);
+    assert_eq!(chain.size(), size);
+    let mut policy = http.get_json("/v1/policy")["entry"]["body"].clone();
+    policy["signers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"roles": ["approver"], "vkey": weak}));
+    let entry = chain.admin.sign(Kind::Policy, policy);
+    refused("weak key in a policy", &entry, "invalid_policy", "weak");
+}
+
+/// Every `Modeltrail-Warning` header of an answer, in order.
+fn warning_headers(r: &Reply) -> Vec<String> {
+    r.headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("modeltrail-warning"))
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+#[test]
+fn warnings_reach_add_and_duplicates_carry_the_original_ones() {
+    let chain = Chain::new("warnings");
+    let http = &chain.http;
+    let batch = |entry: &SignedEntry| -> Value {
+        let r = http.post("/v1/entries", "application/x-ndjson", entry.bytes());
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["results"][0].clone()
+    };
+    let card = chain.ok(
+        &["card", "submit", Chain::path_str(&chain.card(MODEL))],
+        &chain.registry,
+    );
+    let weights = chain.weights("weights-w", 7);
+    let (version, _) = chain.register(MODEL, &weights, card["id"].as_str().unwrap());
+
+    // Before any activation: flagged (no active version).
+    let first = chain
+        .serving
+        .sign(Kind::Inference, inference_now(MODEL, &version, "req-w1"));
+    let answer = batch(&first);
+    assert_eq!(answer["duplicate"], json!(false), "{answer}");
+    let original = answer["warnings"].clone();
+    let warnings = original.as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{answer}");
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .contains("has no active version")
+    );
+
+    // POST /add: the same warnings, one header each.
+    // (The same request ID with another output: not the same entry.)
+    let mut body = inference_now(MODEL, &version, "req-w1");
+    body["output_commitment"] = json!(ContentHash::of(b"other output").to_string());
+    let second = chain.serving.sign(Kind::Inference, body);
+    let r = http.add(second.bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    let second_index: u64 = r.text().trim().parse().unwrap();
+    let headers = warning_headers(&r);
+    assert_eq!(headers.len(), 2, "{headers:?}");
+    assert!(headers[0].contains("has no active version"), "{headers:?}");
+    assert!(
+        headers[1].contains("request ID \"req-w1\" was already logged at index"),
+        "{headers:?}"
+    );
+
+    // The version becomes active; resubmissions are duplicates and still
+    // answer the warnings their originals were given at their index.
+    let criteria = chain.write("criteria.json", all_criteria().to_string().as_bytes());
+    chain.approve_by_both(&version, &criteria);
+    chain.ok(
+        &[
+            "activate",
+            "--model",
+            MODEL,
+            "--version",
+            &version,
+            "--reason",
+            "go",
+        ],
+        &chain.approver1,
+    );
+    let again = batch(&first);
+    assert_eq!(again["duplicate"], json!(true), "{again}");
+    assert_eq!(again["warnings"], original, "{again}");
+    let r = http.add(second.bytes());
+    assert_eq!(r.text().trim(), second_index.to_string());
+    assert_eq!(warning_headers(&r), headers);
+    // `modeltrail submit` passes them on.
+    let file = chain.write("second.entry", second.bytes());
+    let out = chain.ok(&["submit", Chain::path_str(&file)], &chain.serving);
+    assert_eq!(out["index"], json!(second_index));
+    assert_eq!(out["warnings"], json!(headers));
+    let again = batch(&second);
+    assert_eq!(again["duplicate"], json!(true));
+    let texts: Vec<String> = again["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(texts, headers);
+
+    // An inference on the now active version: no warnings, no header.
+    let clean = chain
+        .serving
+        .sign(Kind::Inference, inference_now(MODEL, &version, "req-w2"));
+    let r = http.add(clean.bytes());
+    assert_eq!((r.status, warning_headers(&r).len()), (200, 0), "{r:?}");
+    assert_eq!(batch(&clean)["warnings"], json!([]));
+}
+
+#[test]
+fn card_submit_logs_exactly_the_numbers_in_the_card_file() {
+    let chain = Chain::new("card-numbers");
+    // Written by hand, not by serde_json: the numbers are the file's text.
+    let card = chain.write(
+        "card-numbers.json",
+        br#"{"model": "fraud-detector", "training_data": "2025 card transactions",
+            "evaluation": [
+              {"metric": "auc", "value": 333333333.33333329, "dataset": "a"},
+              {"metric": "fpr", "value": 1e-23, "dataset": "b"},
+              {"metric": "drift", "value": 9.999999999999997e-7, "dataset": "c"},
+              {"metric": "rows", "value": 9007199254740991.0, "dataset": "d"}],
+            "intended_use": "flag card fraud for human review",
+            "limitations": "not for credit decisions"}"#,
+    );
+    let out = chain.ok(&["card", "submit", Chain::path_str(&card)], &chain.registry);
+    let leaf = String::from_utf8(chain.http.entry(out["index"].as_u64().unwrap())).unwrap();
+    for want in [
+        r#""value":333333333.3333333}"#,
+        r#""value":1e-23}"#,
+        r#""value":9.999999999999997e-7}"#,
+        r#""value":9007199254740991}"#,
+    ] {
+        assert!(leaf.contains(want), "{want} not in {leaf}");
+    }
+    // A card file naming a member twice is refused, not read as the last.
+    let twice = chain.write(
+        "card-twice.json",
+        br#"{"model": "fraud-detector", "model": "other"}"#,
+    );
+    let f = chain.fails(
+        &["card", "submit", Chain::path_str(&twice)],
+        &chain.registry,
+        "duplicate object member name",
+    );
+    assert_eq!(f.stderr.lines().count(), 1, "{}", f.stderr);
+}
+
+#[test]
+fn a_query_answer_checks_offline_with_the_cli() {
+    let chain = Chain::new("offline");
+    let version = ContentHash::of(b"weights").to_string();
+    let entry = chain
+        .serving
+        .sign(Kind::Inference, inference_now(MODEL, &version, "req-42"));
+    assert_eq!(chain.http.add(entry.bytes()).status, 200);
+    let answer = chain.http.get_json("/v1/inferences/req-42");
+    // What `jq -j .entry.leaf` and `jq -r .entry.tlog_proof` write.
+    let leaf = chain.write(
+        "req-42.entry",
+        answer["entry"]["leaf"].as_str().unwrap().as_bytes(),
+    );
+    let proof = chain.write(
+        "req-42.tlog-proof",
+        format!("{}\n", answer["entry"]["tlog_proof"].as_str().unwrap()).as_bytes(),
+    );
+    let policy = chain.write(
+        "policy.txt",
+        format!("log {}\nquorum none\n", chain.log_vkey).as_bytes(),
+    );
+    let out = Command::new(BIN)
+        .args(["tlog-proof", "verify"])
+        .arg(&proof)
+        .arg("--leaf")
+        .arg(&leaf)
+        .arg("--policy")
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&leaf).unwrap(), entry.bytes());
 }

@@ -46,7 +46,9 @@ pub struct Finding {
     pub kind: Option<&'static str>,
     /// Stable code: the log's refusal code, or for inferences
     /// `unknown_version`, `version_model_mismatch`, `inactive_version`,
-    /// `no_active_version`; `invalid_entry` codes are the entry error's.
+    /// `no_active_version`; `weak_key` for a policy rostering a weak key
+    /// (the log refuses it as `invalid_policy`); `invalid_entry` codes are
+    /// the entry error's.
     pub code: &'static str,
     /// What is wrong.
     pub message: String,
@@ -121,6 +123,9 @@ impl Replay {
                 message: b.message,
             })
         };
+        if let Err(b) = chain::check_identifiers(&entry.body) {
+            report(b);
+        }
         let authorised = self.authorise(&entry, kind);
         if let Err(err) = &authorised {
             report(chain::Break {
@@ -131,6 +136,12 @@ impl Replay {
         }
         match &entry.body {
             Body::Policy(policy) => {
+                if let Err(b) = chain::check_policy_keys(policy) {
+                    report(chain::Break {
+                        code: "weak_key",
+                        ..b
+                    });
+                }
                 if let (Ok(()), Some(id)) = (&authorised, entry.id) {
                     self.set_policy(index, id, policy.clone());
                 }

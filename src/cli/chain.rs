@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 
 use super::client::{ClientFlags, LogClient, ReadFlags};
 use super::hash::hash_weights;
-use super::read_input;
+use super::{parse_json, read_input};
 use crate::entry::{
     Approval, ArtefactId, ContentHash, CriterionResult, Decision, Inference, Kind, ModelCard,
     ModelName, ModelVersion, RequestId, SignedEntry, Timestamp, Transition,
@@ -59,8 +59,7 @@ const CARD_FIELDS: [&str; 7] = [
 impl CardArgs {
     pub(super) fn run(self) -> anyhow::Result<()> {
         let CardCommand::Submit { card } = self.command;
-        let file: Value =
-            serde_json::from_slice(&read_input(&card)?).context("the card file is not JSON")?;
+        let file = parse_json(&read_input(&card)?).context("the card file is not JSON")?;
         let Value::Object(mut fields) = file else {
             bail!("the card file must be a JSON object");
         };
@@ -175,8 +174,9 @@ impl ApproveArgs {
         let policy_id = policy["id"]
             .as_str()
             .ok_or_else(|| anyhow!("/v1/policy has no id"))?;
-        let criteria: BTreeMap<String, CriterionResult> =
-            serde_json::from_slice(&read_input(&self.criteria)?).context(
+        let criteria: BTreeMap<String, CriterionResult> = parse_json(&read_input(&self.criteria)?)
+            .and_then(|v| Ok(serde_json::from_value(v)?))
+            .context(
                 "the criteria file must map criterion ids to {\"met\": bool, \"note\": \"...\"}",
             )?;
         let body = Approval {
@@ -341,7 +341,7 @@ impl InferenceArgs {
 
 /// One line of an inference batch file.
 fn batch_line(line: &str) -> anyhow::Result<Inference> {
-    let v: Value = serde_json::from_str(line)?;
+    let v = parse_json(line.as_bytes())?;
     let text = |field: &str| {
         v[field]
             .as_str()
@@ -458,21 +458,8 @@ impl StatusArgs {
 }
 
 fn model_status(client: &LogClient, model: &str) -> anyhow::Result<Value> {
-    let path = format!("/v1/models/{}", encode_path(model));
+    let path = format!("/v1/models/{}", super::fetch::encode(model));
     Ok(serde_json::from_slice(&client.get(&path)?)?)
-}
-
-/// Percent-encodes what a path segment cannot hold (model names may hold `/`,
-/// which is kept: the route takes the rest of the path).
-fn encode_path(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Signs and submits one entry, then reports it.

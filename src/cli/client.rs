@@ -14,7 +14,7 @@ use anyhow::{Context as _, anyhow, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::{read_input, stdin_path};
+use super::{parse_json, read_input, stdin_path};
 use crate::entry::{Kind, PolicyBody, Role, SignedEntry};
 use crate::tlog::note::{SignerKey, VerifierKey};
 
@@ -263,8 +263,7 @@ impl EntryArgs {
     pub(super) fn run(self) -> anyhow::Result<()> {
         let EntryCommand::Sign { kind, body } = self.command;
         let kind = Kind::parse(&kind)?;
-        let body: Value =
-            serde_json::from_slice(&read_input(&body)?).context("the body is not JSON")?;
+        let body = parse_json(&read_input(&body)?).context("the body is not JSON")?;
         let entry = SignedEntry::sign(kind, body, &self.flags.signer()?)?;
         use std::io::Write as _;
         std::io::stdout().write_all(entry.bytes())?;
@@ -285,8 +284,18 @@ impl SubmitArgs {
     pub(super) fn run(self) -> anyhow::Result<()> {
         let bytes = read_input(&self.entry)?;
         let entry = SignedEntry::parse(&bytes).context("not a valid signed entry")?;
-        let index = self.flags.client()?.submit(&entry)?;
-        report(&self.flags, &entry, index);
+        let (index, warnings) = self.flags.client()?.submit_warned(&entry)?;
+        if self.flags.json {
+            println!(
+                "{}",
+                json!({ "id": entry.id().to_string(), "index": index, "warnings": warnings })
+            );
+        } else {
+            report(&self.flags, &entry, index);
+            for w in &warnings {
+                eprintln!("modeltrail: warning: {w}");
+            }
+        }
         Ok(())
     }
 }
@@ -355,8 +364,14 @@ impl LogClient {
 
     /// POSTs an entry to `/add` and returns its index once durable.
     pub(crate) fn submit(&self, entry: &SignedEntry) -> anyhow::Result<u64> {
+        self.submit_warned(entry).map(|(index, _)| index)
+    }
+
+    /// [`LogClient::submit`], with the warnings the log flagged the entry
+    /// with (its `Modeltrail-Warning` headers).
+    pub(crate) fn submit_warned(&self, entry: &SignedEntry) -> anyhow::Result<(u64, Vec<String>)> {
         let url = format!("{}/add", self.base);
-        let body = self.runtime.block_on(async {
+        let (body, warnings) = self.runtime.block_on(async {
             let response = self
                 .http
                 .post(&url)
@@ -364,12 +379,20 @@ impl LogClient {
                 .send()
                 .await
                 .with_context(|| format!("POST {url}"))?;
-            answer(response).await
+            let warnings: Vec<String> = response
+                .headers()
+                .get_all("modeltrail-warning")
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect();
+            answer(response).await.map(|body| (body, warnings))
         })?;
         let text = String::from_utf8_lossy(&body);
-        text.trim()
+        let index = text
+            .trim()
             .parse()
-            .with_context(|| format!("the log answered {text:?}, not an index"))
+            .with_context(|| format!("the log answered {text:?}, not an index"))?;
+        Ok((index, warnings))
     }
 
     /// POSTs entries to `/v1/entries` as NDJSON and returns each entry's
@@ -401,7 +424,7 @@ impl LogClient {
 
     /// The policy in force: its leaf index and body.
     fn current_policy(&self) -> anyhow::Result<(u64, Value)> {
-        let answer: Value = serde_json::from_slice(&self.get("/v1/policy")?)?;
+        let answer = parse_json(&self.get("/v1/policy")?).context("the answer to /v1/policy")?;
         let index = answer["index"]
             .as_u64()
             .ok_or_else(|| anyhow!("/v1/policy has no index"))?;

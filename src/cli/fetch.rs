@@ -39,7 +39,7 @@ impl BundleSource for HttpSource {
     fn read(&mut self, tile: &Tile) -> Result<Option<Vec<u8>>, String> {
         self.0
             .get_optional(&format!("/{}", tile.path()))
-            .map_err(|e| format!("{e:#}"))
+            .map_err(|e| crate::error_line(e.as_ref()))
     }
 }
 
@@ -86,7 +86,7 @@ impl TileReader for HttpTiles<'_> {
             .iter()
             .map(|tile| self.fetch(tile))
             .collect::<anyhow::Result<Vec<_>>>()
-            .map_err(|e| ReadError::new(format!("{e:#}")))
+            .map_err(|e| ReadError::new(crate::error_line(e.as_ref())))
     }
 
     fn save_tiles(&self, tiles: &[Tile], data: &[Vec<u8>]) {
@@ -490,8 +490,9 @@ fn text(v: &Value) -> anyhow::Result<&str> {
         .ok_or_else(|| anyhow!("the log's answer is missing a field"))
 }
 
-/// Percent-encodes one URL path segment (everything but RFC 3986 unreserved).
-fn encode(segment: &str) -> String {
+/// Percent-encodes one URL path segment (everything but RFC 3986 unreserved,
+/// so a `/` in a model name or request ID stays in its segment).
+pub(super) fn encode(segment: &str) -> String {
     segment
         .bytes()
         .map(|b| match b {

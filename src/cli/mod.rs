@@ -167,18 +167,10 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("modeltrail: {}", one_line(&err));
+            eprintln!("modeltrail: {}", crate::error_line(err.as_ref()));
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes on one line, outermost first.
-fn one_line(err: &anyhow::Error) -> String {
-    err.chain()
-        .map(|e| e.to_string())
-        .collect::<Vec<_>>()
-        .join(": ")
 }
 
 /// Reads a whole file, or standard input for `-`.
@@ -191,6 +183,15 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
         return Ok(data);
     }
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Parses JSON the way the log does ([`crate::entry::canonical::parse_strict`]):
+/// numbers read exactly (serde_json's default float parsing is off by an ulp
+/// for some shortest-form numbers, and the wrong double would be signed),
+/// duplicate member names refused rather than the last one kept.
+#[cfg(feature = "server")]
+fn parse_json(bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
+    crate::entry::canonical::parse_strict(bytes).map_err(anyhow::Error::new)
 }
 
 /// A path argument that defaults to standard input.

@@ -107,7 +107,7 @@ impl TlogProofCommand {
         let TlogProofCommand::Verify(a) = self;
         let policy = Policy::parse(&read_input(&a.policy)?)
             .with_context(|| format!("policy {}", a.policy.display()))?;
-        let proof = TlogProof::parse(&read_input(&a.file)?)
+        let proof = TlogProof::parse(&trim_trailing_newlines(read_input(&a.file)?))
             .with_context(|| format!("tlog-proof {}", a.file.display()))?;
         let entry = read_input(&a.leaf)?;
         let checkpoint = proof
@@ -121,23 +121,49 @@ impl TlogProofCommand {
     }
 }
 
+/// A tlog-proof ends with its checkpoint note, which ends with exactly one
+/// newline. `jq -r .tlog_proof` (the README's recipe) and editors append
+/// another, which would make the note's last line blank and its signatures
+/// unreadable; trailing line ends beyond the note's own are dropped.
+fn trim_trailing_newlines(mut data: Vec<u8>) -> Vec<u8> {
+    let end = data
+        .iter()
+        .rposition(|b| !matches!(b, b'\n' | b'\r'))
+        .map_or(0, |i| i + 1);
+    if end < data.len() {
+        data.truncate(end);
+        data.push(b'\n');
+    }
+    data
+}
+
 /// Parses a base64 hash argument for clap.
 fn parse_hash(text: &str) -> Result<Hash, String> {
     Hash::from_base64(text).map_err(|e| e.to_string())
 }
 
-/// Reads a proof file: one standard-base64 hash per line, as in tlog-proof.
-/// An empty file is an empty proof; any other empty line is an error.
+/// Reads a proof file: one standard-base64 hash per line, as in tlog-proof,
+/// the last line ending in a newline or not. Only an empty file is an empty
+/// proof; a blank or malformed line is an error naming its line number (a
+/// stray newline must not turn a proof into the empty one, which verifies
+/// any leaf of a one-leaf tree).
 fn read_proof_file(path: &Path) -> anyhow::Result<Vec<Hash>> {
     let data = read_input(path)?;
     let text = std::str::from_utf8(&data)
         .with_context(|| format!("proof file {} is not UTF-8 text", path.display()))?;
-    let body = text.strip_suffix('\n').unwrap_or(text);
-    if body.is_empty() {
+    if text.is_empty() {
         return Ok(Vec::new());
     }
+    let body = text.strip_suffix('\n').unwrap_or(text);
     let mut proof = Vec::new();
     for (i, line) in body.split('\n').enumerate() {
+        if line.trim().is_empty() {
+            bail!(
+                "proof file {} line {} is blank; a proof file holds one base64 hash per line (an empty proof is an empty file)",
+                path.display(),
+                i + 1
+            );
+        }
         match Hash::from_base64(line) {
             Ok(h) => proof.push(h),
             Err(e) => bail!("proof file {} line {}: {e}", path.display(), i + 1),

@@ -33,7 +33,11 @@
 //!   may contain newlines. `comment` on an approval may be empty.
 //! - Names ([`ModelName`], document names, criterion IDs) and
 //!   [`RequestId`]s refuse control characters and leading or trailing white
-//!   space, so two names that print the same are the same name.
+//!   space, so two names that print the same are the same name. Invisible
+//!   and look-alike characters are refused by the identifier rule
+//!   ([`super::identifier`]), which the sequencer applies to new entries and
+//!   the auditor to logged ones: parsing accepts them so that a log written
+//!   before the rule still reads.
 //! - Optional members are either absent or present with a value: an explicit
 //!   `null` is refused, so one meaning has one leaf. The exception is
 //!   [`Transition::from`], which is required and is `null` for the first

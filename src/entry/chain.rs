@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Approval, ArtefactId, ContentHash, Inference, Kind, ModelVersion, PolicyBody, Transition,
+    Approval, ArtefactId, Body, ContentHash, Inference, Kind, ModelVersion, PolicyBody, Transition,
 };
 use crate::tlog::note::VerifierKey;
 
@@ -39,6 +39,31 @@ impl Break {
 impl std::fmt::Display for Break {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// Every identifier of the body holds only the characters
+/// [`super::identifier`] allows: 422 `invalid_identifier`, naming the field
+/// and the code point.
+pub fn check_identifiers(body: &Body) -> Result<(), Break> {
+    super::identifier::check_body(body)
+        .map_err(|e| Break::new(422, "invalid_identifier", e.to_string()))
+}
+
+/// A policy's roster holds no weak (small-order) Ed25519 key: 422
+/// `invalid_policy`. `verify_strict` refuses signatures by such a key, but a
+/// less strict verifier reading the same log would accept one signature
+/// for many messages.
+pub fn check_policy_keys(policy: &PolicyBody) -> Result<(), Break> {
+    match policy.weak_keys().next() {
+        Some(weak) => Err(Break::new(
+            422,
+            "invalid_policy",
+            format!(
+                "signer {weak} has a weak Ed25519 public key (a point of small order); a roster key must be a real public key"
+            ),
+        )),
+        None => Ok(()),
     }
 }
 

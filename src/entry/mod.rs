@@ -22,6 +22,7 @@ pub mod bodies;
 pub mod canonical;
 pub mod chain;
 mod envelope;
+pub mod identifier;
 pub mod policy;
 
 use std::fmt;

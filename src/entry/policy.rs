@@ -295,6 +295,18 @@ impl PolicyBody {
         &self.signers
     }
 
+    /// The roster's weak keys: Ed25519 public keys of small order, under
+    /// which one signature verifies for many messages with a lenient
+    /// verifier. Parsing accepts them (a log written before the rule still
+    /// reads); the sequencer refuses a policy naming one and the auditor
+    /// reports it (see [`super::chain::check_policy_keys`]).
+    pub fn weak_keys(&self) -> impl Iterator<Item = &VerifierKey> {
+        self.signers
+            .iter()
+            .map(|s| &s.vkey)
+            .filter(|k| k.public_key().is_weak())
+    }
+
     /// The free-form `extensions` object, if present.
     pub fn extensions(&self) -> Option<&Map<String, Value>> {
         self.extensions.as_ref()

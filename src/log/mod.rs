@@ -443,7 +443,7 @@ fn create_private_dir(path: &Path) -> Result<(), StartError> {
 
 fn write_key(path: &Path, key: &SignerKey) -> Result<(), StartError> {
     crate::cli::write_private_key(path, &key.to_private_string())
-        .map_err(|e| StartError::Other(format!("{e:#}")))
+        .map_err(|e| StartError::Other(crate::error_line(e.as_ref())))
 }
 
 /// Writes a whole file and syncs it (and its directory).

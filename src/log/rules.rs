@@ -1,6 +1,8 @@
 //! The chain rules (DESIGN "Entries"), applied by the sequencer in log order,
 //! atomically with the append.
 //!
+//! - Every identifier (model name, request ID, …) holds only the characters
+//!   `entry::identifier` allows, and a policy's roster holds no weak key.
 //! - Every entry's signer must hold the role its kind needs under the policy
 //!   in force *at its index*; a `policy` entry, signed by an admin of the
 //!   policy it replaces, takes effect from its own index on.
@@ -287,9 +289,7 @@ impl GovernanceRules {
             None => state.lookup_request(rid).map_err(index_failure)?,
         };
         match earlier {
-            Some(first) => warnings.push(format!(
-                "request ID {rid:?} was already logged at index {first}; queries by request ID answer with that first entry"
-            )),
+            Some(first) => warnings.push(repeated_request(rid, first)),
             None => {
                 self.staged.requests.insert(rid.to_owned(), index);
             }
@@ -308,8 +308,12 @@ impl ChainRules for GovernanceRules {
     ) -> Result<Vec<String>, Refused> {
         authorise(entry, &self.policy().body)
             .map_err(|e| refuse(e.http_status(), e.code(), e.to_string()))?;
+        chain::check_identifiers(body).map_err(refused)?;
         match body {
-            Body::Policy(policy) => self.admit_policy(entry, policy.clone(), index),
+            Body::Policy(policy) => {
+                chain::check_policy_keys(policy).map_err(refused)?;
+                self.admit_policy(entry, policy.clone(), index)
+            }
             Body::ModelCard(card) => {
                 self.staged
                     .cards
@@ -334,6 +338,65 @@ impl ChainRules for GovernanceRules {
     fn abort(&mut self) {
         self.staged = Staged::default();
     }
+}
+
+/// The warning for an inference whose request ID was first logged at `first`.
+fn repeated_request(rid: &str, first: u64) -> String {
+    format!(
+        "request ID {rid:?} was already logged at index {first}; queries by request ID answer with that first entry"
+    )
+}
+
+/// The warnings the entry logged at `index` (its exact `bytes`) was given
+/// when it was admitted, recomputed from the index as the state was at that
+/// index: what an identical resubmission (a duplicate) answers, so a client
+/// that retries still learns that its inference was flagged. Only
+/// inferences are flagged. Costs a few index lookups and reads of the
+/// model's transitions, on the duplicate's path only (the alternative,
+/// storing every entry's warnings, would cost every inference a write).
+///
+/// `bytes` is an entry the handler verified (its signature is not checked
+/// again).
+pub fn warnings_at(log: &Log, bytes: &[u8], index: u64) -> Result<Vec<String>, String> {
+    let envelope = crate::entry::canonical::parse_strict(bytes).map_err(|e| e.to_string())?;
+    if envelope["kind"] != "inference" {
+        return Ok(Vec::new());
+    }
+    let inference = Inference::parse(&envelope["body"]).map_err(|e| e.to_string())?;
+    let model = inference.model.as_str();
+    let version_model = log
+        .index
+        .version(&inference.version_hash.0)
+        .map_err(|e| e.to_string())?
+        .filter(|v| v.index < index)
+        .map(|v| v.model);
+    // The model's active version at `index`: its last transition before it.
+    let mut active = None;
+    let history = log.index.model_history(model).map_err(|e| e.to_string())?;
+    for &i in history.iter().rev().filter(|&&i| i < index) {
+        let bytes = log
+            .entry(i)
+            .ok_or_else(|| format!("entry {i} of {model:?}'s history is not readable"))?;
+        let parsed = SignedEntry::parse(&bytes).and_then(|e| e.typed_body());
+        if let Ok(Body::Transition(t)) = parsed
+            && t.model.as_str() == model
+        {
+            active = Some(t.to);
+            break;
+        }
+    }
+    let mut warnings: Vec<String> =
+        chain::inference_flags(&inference, version_model.as_deref(), active)
+            .into_iter()
+            .map(|flag| flag.message)
+            .collect();
+    let rid = inference.request_id.as_str();
+    if let Some(first) = log.index.lookup_request(rid).map_err(|e| e.to_string())?
+        && first < index
+    {
+        warnings.push(repeated_request(rid, first));
+    }
+    Ok(warnings)
 }
 
 /// The log's refusal of an entry that breaks a chain rule.

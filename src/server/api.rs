@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -55,17 +55,73 @@ pub async fn add(State(state): State<AppState>, bytes: Result<Bytes, BytesReject
     let result = async {
         let bytes = body(bytes)?;
         let validated = validate(&state.log, &bytes, true)?;
-        enqueue(&state, validated, received)?.wait().await
+        let accepted = enqueue(&state, validated, received)?.wait().await?;
+        Ok::<_, ApiError>(original_warnings(&state, bytes, accepted).await)
     }
     .await;
     match result {
-        Ok(accepted) => (
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!("{}\n", accepted.index),
-        )
-            .into_response(),
+        Ok(accepted) => {
+            let mut response = (
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                format!("{}\n", accepted.index),
+            )
+                .into_response();
+            for warning in &accepted.warnings {
+                if let Ok(value) = HeaderValue::from_str(&header_text(warning)) {
+                    response.headers_mut().append(WARNING_HEADER, value);
+                }
+            }
+            response
+        }
         Err(err) => err.into_response(),
     }
+}
+
+/// The header `POST /add` carries each warning in, one header per warning
+/// (the body is the bare index, which clients parse as such).
+const WARNING_HEADER: &str = "modeltrail-warning";
+
+/// A warning as a header value: header values are printable ASCII, so any
+/// other character is written as `\u{…}` (model names may be non-ASCII).
+fn header_text(warning: &str) -> String {
+    let mut out = String::with_capacity(warning.len());
+    for c in warning.chars() {
+        if (' '..='~').contains(&c) {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    out
+}
+
+/// A duplicate answers with the warnings its original was given (a client
+/// that retries must still learn that its entry was flagged); the sequencer
+/// answers duplicates without them, so they are recomputed here, off the
+/// sequencer and only for duplicates.
+async fn original_warnings(state: &AppState, leaf: Bytes, mut accepted: Accepted) -> Accepted {
+    if !accepted.duplicate {
+        return accepted;
+    }
+    let log = state.log.clone();
+    let index = accepted.index;
+    let recomputed =
+        tokio::task::spawn_blocking(move || crate::log::rules::warnings_at(&log, &leaf, index))
+            .await
+            .unwrap_or_else(|_| Err("shutting down".to_owned()));
+    accepted.warnings = recomputed_warnings(index, recomputed);
+    accepted
+}
+
+/// A duplicate's recomputed warnings; if they cannot be recomputed, a
+/// warning saying so (an empty list would read as "not flagged").
+fn recomputed_warnings(index: u64, recomputed: Result<Vec<String>, String>) -> Vec<String> {
+    recomputed.unwrap_or_else(|err| {
+        tracing::warn!(%err, index, "recomputing a duplicate's warnings");
+        vec![format!(
+            "the warnings of the entry logged at index {index} could not be recomputed: {err}"
+        )]
+    })
 }
 
 /// One entry's outcome in a batch answer.
@@ -110,11 +166,41 @@ pub async fn add_batch(
     };
     let mut outcomes: Vec<Result<(ArtefactId, Accepted), ApiError>> =
         Vec::with_capacity(pending.len());
-    for p in pending {
+    let mut leaves = Vec::with_capacity(pending.len());
+    for (leaf, p) in pending {
+        leaves.push(leaf);
         outcomes.push(match p {
             Ok((id, p)) => p.wait().await.map(|a| (id, a)),
             Err(err) => Err(err),
         });
+    }
+    // Duplicates answer their originals' warnings, recomputed in one
+    // blocking task for the whole batch.
+    let duplicates: Vec<(usize, Bytes, u64)> = outcomes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| match o {
+            Ok((_, a)) if a.duplicate => Some((i, leaves[i].clone(), a.index)),
+            _ => None,
+        })
+        .collect();
+    if !duplicates.is_empty() {
+        let log = state.log.clone();
+        let recomputed = tokio::task::spawn_blocking(move || {
+            duplicates
+                .into_iter()
+                .map(|(i, leaf, index)| (i, crate::log::rules::warnings_at(&log, &leaf, index)))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let Ok(recomputed) = recomputed else {
+            return ApiError::shutting_down().into_response();
+        };
+        for (i, warnings) in recomputed {
+            if let Ok((_, a)) = &mut outcomes[i] {
+                a.warnings = recomputed_warnings(a.index, warnings);
+            }
+        }
     }
     let results: Vec<BatchResult<'_>> = outcomes
         .iter()
@@ -138,9 +224,9 @@ pub async fn add_batch(
 fn queue_batch(
     state: &AppState,
     headers: &HeaderMap,
-    bytes: &[u8],
+    bytes: &Bytes,
     received: Instant,
-) -> Result<Vec<Result<(ArtefactId, super::Pending), ApiError>>, ApiError> {
+) -> Result<Vec<(Bytes, Result<(ArtefactId, super::Pending), ApiError>)>, ApiError> {
     let raw = split_batch(headers, bytes, state.max_batch_entries)?;
     // Queue every valid entry first, in order, then wait: the sequencer sees
     // the whole batch at once and logs it in one checkpoint. After a policy
@@ -150,11 +236,13 @@ fn queue_batch(
     let mut policy_pending = false;
     Ok(raw
         .into_iter()
-        .map(|bytes| {
-            let validated = validate(&state.log, bytes, !policy_pending)?;
-            policy_pending |= validated.0.kind() == crate::entry::Kind::Policy;
-            let id = validated.0.id();
-            enqueue(state, validated, received).map(|p| (id, p))
+        .map(|leaf| {
+            let queued = validate(&state.log, leaf, !policy_pending).and_then(|validated| {
+                policy_pending |= validated.0.kind() == crate::entry::Kind::Policy;
+                let id = validated.0.id();
+                enqueue(state, validated, received).map(|p| (id, p))
+            });
+            (bytes.slice_ref(leaf), queued)
         })
         .collect())
 }
@@ -540,7 +628,9 @@ pub async fn policy(State(state): State<AppState>) -> Response {
     }
 }
 
-/// `{"id","index","entry","tlog_proof"}` for a logged entry.
+/// `{"id","index","entry","leaf","tlog_proof"}` for a logged entry: `leaf`
+/// is the entry's exact bytes as a string (`entry` is the same JSON, which
+/// a client's JSON tools may re-serialise differently).
 fn entry_answer(index: u64, bytes: &[u8], proof: &TlogProof) -> Response {
     let entry: &RawValue = match std::str::from_utf8(bytes)
         .ok()
@@ -560,6 +650,7 @@ fn entry_answer(index: u64, bytes: &[u8], proof: &TlogProof) -> Response {
         "id": ArtefactId::of(bytes).to_string(),
         "index": index,
         "entry": entry,
+        "leaf": entry.get(),
         "tlog_proof": String::from_utf8_lossy(&proof.to_bytes()),
     }))
     .into_response()

@@ -1,10 +1,14 @@
 //! The governance queries: models, versions, inferences. Every answer
 //! carries the entries it is built from, their indexes and a tlog-proof of
 //! each against the current checkpoint, so a client can check it rather
-//! than trust the index.
+//! than trust the index. Each entry comes with `leaf`, its exact logged
+//! bytes as a JSON string: parsed fields alone (`body`, `signer`) cannot be
+//! re-serialised into the leaf the proof is for.
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -42,6 +46,9 @@ impl Proven {
         })
     }
 
+    /// The entry's fields, and `leaf`: the exact logged bytes as a string
+    /// (`jq -j .leaf` writes them unchanged), to hash and check against the
+    /// tlog-proof offline.
     fn json(&self) -> Value {
         json!({
             "index": self.index,
@@ -49,6 +56,7 @@ impl Proven {
             "kind": self.entry.kind().as_str(),
             "signer": self.entry.signer().to_string(),
             "body": self.entry.body(),
+            "leaf": String::from_utf8_lossy(self.entry.bytes()),
             "tlog_proof": self.proof,
         })
     }
@@ -83,29 +91,61 @@ fn history(log: &Log, model: &str) -> Result<Vec<Proven>, ApiError> {
         .collect()
 }
 
-/// `GET /v1/models/<m>` and `GET /v1/models/<m>/active?at=<time>`.
+/// The model name of a `/v1/models/<m>` path: one path segment, percent-
+/// decoded, so a name holding `/` is sent as `%2F` and routed exactly.
+fn model_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(model)| model).map_err(|rejection| {
+        ApiError::new(rejection.status(), "bad_model_path", rejection.body_text())
+    })
+}
+
+/// `GET /v1/models/<m>`: the model's active version and transition history.
 pub async fn model(
     State(state): State<AppState>,
-    Path(rest): Path<String>,
-    Query(q): Query<ActiveQuery>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    if let Some(model) = rest.strip_suffix("/active") {
-        let model = model.to_owned();
-        return blocking(&state, move |log| active_at(log, &model, q.at.as_deref())).await;
-    }
+    let model = match model_name(path) {
+        Ok(model) => model,
+        Err(err) => return err.into_response(),
+    };
     blocking(&state, move |log| {
-        let transitions = history(log, &rest)?;
+        let transitions = history(log, &model)?;
         let active = transitions.last().and_then(|p| match &p.body {
             Body::Transition(t) => Some(t.to.to_string()),
             _ => None,
         });
         Ok(json!({
-            "model": rest,
+            "model": model,
             "active": active,
             "history": transitions.iter().map(Proven::json).collect::<Vec<_>>(),
         }))
     })
     .await
+}
+
+/// `GET /v1/models/<m>/active?at=<time>`: the version active at a time.
+pub async fn model_active(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    Query(q): Query<ActiveQuery>,
+) -> Response {
+    let model = match model_name(path) {
+        Ok(model) => model,
+        Err(err) => return err.into_response(),
+    };
+    blocking(&state, move |log| active_at(log, &model, q.at.as_deref())).await
+}
+
+/// `GET /v1/models/<m>/<anything else>`: a model name holding `/` sent
+/// unencoded. Answering it as another model's (or another route's) answer
+/// would be wrong, so it is refused.
+pub async fn bad_model_path() -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "bad_model_path",
+        "no such model path: the model name is one path segment (percent-encode a / in it as %2F); the routes are /v1/models/<m> and /v1/models/<m>/active",
+    )
+    .into_response()
 }
 
 /// Query of `GET /v1/models/<m>/active`.

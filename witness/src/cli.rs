@@ -120,8 +120,9 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The error chain on one line, each cause once ([`modeltrail::error_line`]).
 fn one_line(err: &anyhow::Error) -> String {
-    format!("{err:#}").replace('\n', " ")
+    modeltrail::error_line(err.as_ref()).replace('\n', " ")
 }
 
 fn run(command: Command) -> anyhow::Result<()> {
