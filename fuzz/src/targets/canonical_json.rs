@@ -3,12 +3,11 @@
 //! On success the input is exactly `to_canonical` of what it parsed to;
 //! `parse_strict` agrees on the value; and the canonical form of any
 //! strictly parsed value is itself canonical.
-#![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use modeltrail::entry::canonical::{parse_canonical, parse_strict, to_canonical};
 
-fuzz_target!(|data: &[u8]| {
+/// The target: `fuzz_targets/canonical_json.rs` calls this with the fuzzer's input.
+pub fn run(data: &[u8]) {
     if let Ok(value) = parse_canonical(data) {
         assert_eq!(to_canonical(&value), data, "accepted a non-canonical input");
         assert_eq!(parse_strict(data).as_ref(), Ok(&value));
@@ -18,4 +17,4 @@ fuzz_target!(|data: &[u8]| {
         let reparsed = parse_canonical(&canonical).expect("canonical output parses canonically");
         assert_eq!(to_canonical(&reparsed), canonical);
     }
-});
+}

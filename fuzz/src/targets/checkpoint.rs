@@ -3,15 +3,14 @@
 //! On success `to_text` (and `Display`) is the input byte for byte and
 //! re-parses to an equal checkpoint; signing it with the fixed log key and
 //! opening the signed note gives the same checkpoint back.
-#![no_main]
 
-use libfuzzer_sys::fuzz_target;
+use crate::{log_signer, log_vkey, witness_signer, witness_vkey};
 use modeltrail::tlog::checkpoint::Checkpoint;
 use modeltrail::tlog::cosignature;
 use modeltrail::tlog::note::{MAX_NOTE_SIZE, Note};
-use modeltrail_fuzz::{log_signer, log_vkey, witness_signer, witness_vkey};
 
-fuzz_target!(|data: &[u8]| {
+/// The target: `fuzz_targets/checkpoint.rs` calls this with the fuzzer's input.
+pub fn run(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -51,4 +50,4 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(opened.verified.len(), 2);
     assert_eq!(opened.verified[1].timestamp, Some(1_700_000_000));
     assert_eq!(Checkpoint::from_note(&note).as_ref(), Ok(&checkpoint));
-});
+}

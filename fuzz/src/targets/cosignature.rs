@@ -6,15 +6,13 @@
 //! control, a real cosignature over the same text (when it is a checkpoint)
 //! verifies and returns its timestamp, and stops verifying when the fuzzer
 //! flips any one of its bits.
-#![no_main]
 
+use crate::{log_vkey, witness_signer, witness_vkey};
 use arbitrary::Arbitrary;
-use libfuzzer_sys::fuzz_target;
 use modeltrail::tlog::Hash;
 use modeltrail::tlog::checkpoint::Checkpoint;
 use modeltrail::tlog::cosignature::{self, CosignatureError, MAX_TIMESTAMP};
 use modeltrail::tlog::note::{Note, NoteError, NoteSignature};
-use modeltrail_fuzz::{log_vkey, witness_signer, witness_vkey};
 
 #[derive(Debug, Arbitrary)]
 enum Text {
@@ -110,7 +108,15 @@ fn text(t: &Text) -> String {
     }
 }
 
-fuzz_target!(|input: Input| {
+/// The target: `fuzz_targets/cosignature.rs` calls this with the fuzzer's input,
+/// decoded as libFuzzer's `fuzz_target!` decodes a typed input.
+pub fn run(data: &[u8]) {
+    if let Some(input) = crate::arbitrary_input::<Input>(data) {
+        check(input);
+    }
+}
+
+fn check(input: Input) {
     let witness = witness_vkey();
     let text = text(&input.text);
 
@@ -192,4 +198,4 @@ fuzz_target!(|input: Input| {
     bytes[bit / 8] ^= 1 << (bit % 8);
     let flipped = NoteSignature::new(real.name(), real.key_id(), bytes).unwrap();
     assert!(cosignature::verify(&witness, &text, &flipped).is_err());
-});
+}

@@ -7,16 +7,15 @@
 //!    byte) encodes and parses back to the same entries.
 //! 3. The leaf hashes of a parsed bundle, as level-0 tile data, give back
 //!    each entry's leaf hash through `hash_from_tile`.
-#![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use modeltrail::tlog::hash::{leaf_hash, stored_hash_index};
 use modeltrail::tlog::tile::{
     BundleError, MAX_ENTRY_SIZE, TILE_WIDTH, Tile, encode_bundle, hash_from_tile, parse_bundle,
     parse_bundle_for,
 };
 
-fuzz_target!(|data: &[u8]| {
+/// The target: `fuzz_targets/entry_bundle.rs` calls this with the fuzzer's input.
+pub fn run(data: &[u8]) {
     // 1. Parse, then encode.
     if let Ok(entries) = parse_bundle(data) {
         assert!(!entries.is_empty() && entries.len() <= usize::from(TILE_WIDTH));
@@ -71,4 +70,4 @@ fuzz_target!(|data: &[u8]| {
         Err(BundleError::TooManyEntries) => assert!(entries.len() > usize::from(TILE_WIDTH)),
         Err(e) => panic!("encode_bundle refused {} entries: {e}", entries.len()),
     }
-});
+}

@@ -3,12 +3,11 @@
 //!
 //! A manifest that parses is canonical: written back, it is the input byte
 //! for byte. Run metadata that parses has one fence per block of pairs.
-#![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use modeltrail::store::idmap::{BLOCK_PAIRS, parse_manifest, parse_run_meta};
 
-fuzz_target!(|data: &[u8]| {
+/// The target: `fuzz_targets/idmap.rs` calls this with the fuzzer's input.
+pub fn run(data: &[u8]) {
     if let Ok(manifest) = parse_manifest(data) {
         assert_eq!(manifest.to_text().as_bytes(), data);
     }
@@ -18,4 +17,4 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(meta.blocks() as u64, pairs.div_ceil(BLOCK_PAIRS as u64));
         }
     }
-});
+}

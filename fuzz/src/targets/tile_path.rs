@@ -13,9 +13,7 @@
 //!    tile's data (from `read_tile_data`) gives back that stored hash.
 //! 4. `ExpandedTile` (the server's cached form of a tile) answers exactly
 //!    what `hash_from_tile` answers, success or error kind, in 2 and 3.
-#![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use modeltrail::tlog::hash::{HASH_SIZE, stored_hash_count};
 use modeltrail::tlog::tile::{
     ExpandedTile, MAX_TILE_LEVEL, TILE_WIDTH, Tile, TileError, TileKind, hash_from_tile,
@@ -39,9 +37,10 @@ fn same_as_expanded(
         _ => panic!("hash_from_tile {want:?}, ExpandedTile {got:?}"),
     }
 }
-use modeltrail_fuzz::{MAX_TREE, tree};
+use crate::{MAX_TREE, tree};
 
-fuzz_target!(|data: &[u8]| {
+/// The target: `fuzz_targets/tile_path.rs` calls this with the fuzzer's input.
+pub fn run(data: &[u8]) {
     let (path, rest) = match data.iter().position(|&b| b == 0) {
         Some(nul) => (&data[..nul], &data[nul + 1..]),
         None => (data, &[][..]),
@@ -111,4 +110,4 @@ fuzz_target!(|data: &[u8]| {
             Err(_) => {}
         }
     }
-});
+}

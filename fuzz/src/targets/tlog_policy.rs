@@ -10,16 +10,14 @@
 //!   with none cosigned is met only for `quorum none`;
 //! - verifying a fixed signed and cosigned checkpoint never panics and only
 //!   succeeds for a policy that names its log.
-#![no_main]
 
 use std::sync::OnceLock;
 
-use libfuzzer_sys::fuzz_target;
+use crate::{LOG_NAME, log_signer, witness_signer};
 use modeltrail::tlog::checkpoint::Checkpoint;
 use modeltrail::tlog::cosignature;
 use modeltrail::tlog::empty_tree_hash;
 use modeltrail::tlog::policy::{MAX_GROUPS, MAX_LOGS, MAX_WITNESSES, Member, Policy};
-use modeltrail_fuzz::{LOG_NAME, log_signer, witness_signer};
 
 /// A checkpoint of the empty tree signed by the fixed log and cosigned by the fixed witness.
 fn signed_checkpoint() -> &'static [u8] {
@@ -86,7 +84,8 @@ fn check_well_formed(policy: &Policy) {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+/// The target: `fuzz_targets/tlog_policy.rs` calls this with the fuzzer's input.
+pub fn run(data: &[u8]) {
     let (text, flags) = match data.iter().position(|&b| b == 0) {
         Some(nul) => (&data[..nul], Some(&data[nul + 1..])),
         None => (data, None),
@@ -127,4 +126,4 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(checkpoint.origin, LOG_NAME);
         assert!(policy.logs.iter().any(|l| l.key == log_signer().verifier()));
     }
-});
+}

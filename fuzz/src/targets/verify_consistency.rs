@@ -8,16 +8,14 @@
 //!    fuzzer-chosen mutation (a bit flip in a proof hash or either root;
 //!    another old or new size with that size's true root; swapped roots; a
 //!    hash removed or added) makes it fail.
-#![no_main]
 
+use crate::{MAX_TREE, tree};
 use arbitrary::Arbitrary;
-use libfuzzer_sys::fuzz_target;
 use modeltrail::tlog::hash::tree_hash;
 use modeltrail::tlog::proof::{
     VerifyError, consistency_proof_len, prove_consistency, verify_consistency,
 };
 use modeltrail::tlog::{Hash, empty_tree_hash};
-use modeltrail_fuzz::{MAX_TREE, tree};
 
 #[derive(Debug, Arbitrary)]
 enum Mutation {
@@ -47,7 +45,15 @@ fn flip(h: &mut Hash, bit: u8) {
     h.0[usize::from(bit / 8) % 32] ^= 1 << (bit % 8);
 }
 
-fuzz_target!(|input: Input| {
+/// The target: `fuzz_targets/verify_consistency.rs` calls this with the fuzzer's input,
+/// decoded as libFuzzer's `fuzz_target!` decodes a typed input.
+pub fn run(data: &[u8]) {
+    if let Some(input) = crate::arbitrary_input::<Input>(data) {
+        check(input);
+    }
+}
+
+fn check(input: Input) {
     // 1. Arbitrary input never panics.
     let proof: Vec<Hash> = input.proof.iter().take(70).map(|h| Hash(*h)).collect();
     let (old_root, new_root) = (Hash(input.old_root), Hash(input.new_root));
@@ -160,4 +166,4 @@ fuzz_target!(|input: Input| {
         "mutated proof verifies: old {old} new {new} mutation {:?}",
         input.mutation
     );
-});
+}

@@ -9,16 +9,14 @@
 //!    (a bit flip in a proof hash, the leaf or the root; another index;
 //!    another size with that size's true root; a hash removed or added)
 //!    makes it fail.
-#![no_main]
 
+use crate::{MAX_TREE, entry, tree};
 use arbitrary::Arbitrary;
-use libfuzzer_sys::fuzz_target;
 use modeltrail::tlog::Hash;
 use modeltrail::tlog::hash::{leaf_hash, tree_hash};
 use modeltrail::tlog::proof::{
     VerifyError, inclusion_proof_len, prove_inclusion, verify_inclusion,
 };
-use modeltrail_fuzz::{MAX_TREE, entry, tree};
 
 #[derive(Debug, Arbitrary)]
 enum Mutation {
@@ -47,7 +45,15 @@ fn flip(h: &mut Hash, bit: u8) {
     h.0[usize::from(bit / 8) % 32] ^= 1 << (bit % 8);
 }
 
-fuzz_target!(|input: Input| {
+/// The target: `fuzz_targets/verify_inclusion.rs` calls this with the fuzzer's input,
+/// decoded as libFuzzer's `fuzz_target!` decodes a typed input.
+pub fn run(data: &[u8]) {
+    if let Some(input) = crate::arbitrary_input::<Input>(data) {
+        check(input);
+    }
+}
+
+fn check(input: Input) {
     // 1. Arbitrary input never panics.
     let proof: Vec<Hash> = input.proof.iter().take(70).map(|h| Hash(*h)).collect();
     let (leaf, root) = (Hash(input.leaf), Hash(input.root));
@@ -127,4 +133,4 @@ fuzz_target!(|input: Input| {
         "mutated proof verifies: index {index} size {size} mutation {:?}",
         input.mutation
     );
-});
+}

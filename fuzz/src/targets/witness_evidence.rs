@@ -2,12 +2,11 @@
 //!
 //! On success every record serialises to a line that parses back equal,
 //! and the valid prefix ends at a newline.
-#![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use modeltrail_witness::journal::{EvidenceRecord, parse_evidence};
 
-fuzz_target!(|data: &[u8]| {
+/// The target: `fuzz_targets/witness_evidence.rs` calls this with the fuzzer's input.
+pub fn run(data: &[u8]) {
     if let Ok((records, valid_len)) = parse_evidence(data) {
         assert!(valid_len == 0 || data[valid_len - 1] == b'\n');
         for record in records {
@@ -16,4 +15,4 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(back, record);
         }
     }
-});
+}

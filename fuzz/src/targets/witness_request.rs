@@ -2,13 +2,12 @@
 //! `AddCheckpointRequest::parse` on arbitrary bytes.
 //!
 //! On success the request serialises back to the input byte for byte.
-#![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use modeltrail_witness::AddCheckpointRequest;
 
-fuzz_target!(|data: &[u8]| {
+/// The target: `fuzz_targets/witness_request.rs` calls this with the fuzzer's input.
+pub fn run(data: &[u8]) {
     if let Ok(request) = AddCheckpointRequest::parse(data) {
         assert_eq!(request.to_bytes(), data);
     }
-});
+}
