@@ -25,7 +25,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
 /// modeltrail: a transparency log for model governance.
@@ -176,6 +176,32 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
         return Ok(data);
     }
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Reads a file (or standard input for `-`) that may hold at most `max`
+/// bytes: reads no more than `max + 1`, so an oversized or endless input
+/// (a huge file, `/dev/zero`) is refused at once, naming `what` and the
+/// limit, instead of being read whole before the parser refuses it.
+fn read_input_limited(path: &Path, max: usize, what: &str) -> anyhow::Result<Vec<u8>> {
+    let limit = max as u64 + 1;
+    let mut data = Vec::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .take(limit)
+            .read_to_end(&mut data)
+            .context("reading standard input")?;
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(limit).read_to_end(&mut data))
+            .with_context(|| format!("reading {}", path.display()))?;
+    }
+    if data.len() > max {
+        bail!(
+            "{what} {} is larger than the limit of {max} bytes",
+            path.display()
+        );
+    }
+    Ok(data)
 }
 
 /// A path argument that defaults to standard input.

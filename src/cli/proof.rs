@@ -5,11 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 
-use super::read_input;
+use super::{read_input, read_input_limited};
 use crate::tlog::Hash;
-use crate::tlog::policy::Policy;
 use crate::tlog::proof::{verify_consistency, verify_inclusion};
-use crate::tlog::tlog_proof::TlogProof;
+use crate::tlog::tlog_proof::{MAX_PROOF_BYTES, TlogProof};
 
 #[derive(Subcommand)]
 pub(super) enum ProofCommand {
@@ -105,9 +104,8 @@ pub(super) struct TlogProofVerifyArgs {
 impl TlogProofCommand {
     pub(super) fn run(self) -> anyhow::Result<()> {
         let TlogProofCommand::Verify(a) = self;
-        let policy = Policy::parse(&read_input(&a.policy)?)
-            .with_context(|| format!("policy {}", a.policy.display()))?;
-        let proof = TlogProof::parse(&read_input(&a.file)?)
+        let policy = super::audit::read_policy(&a.policy)?;
+        let proof = TlogProof::parse(&read_input_limited(&a.file, MAX_PROOF_BYTES, "tlog-proof")?)
             .with_context(|| format!("tlog-proof {}", a.file.display()))?;
         let entry = read_input(&a.leaf)?;
         let checkpoint = proof
