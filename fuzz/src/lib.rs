@@ -53,6 +53,31 @@ pub fn witness_signer() -> &'static SignerKey {
     })
 }
 
+/// Seed of the fixed entry signer (Ed25519), which signs the entries of
+/// the `audit_fast` seeds.
+pub const ENTRY_SEED: [u8; 32] = [7; 32];
+
+/// The fixed entry signer.
+pub fn entry_signer() -> &'static SignerKey {
+    static KEY: OnceLock<SignerKey> = OnceLock::new();
+    KEY.get_or_init(|| SignerKey::from_seed("serving", KeyType::Ed25519, &ENTRY_SEED).unwrap())
+}
+
+/// The fixed log's signed checkpoint of the first 13 records `entry(i)`
+/// (the checkpoint the `witness_reply` seeds cosign).
+pub fn checkpoint_note() -> &'static [u8] {
+    static NOTE: OnceLock<Vec<u8>> = OnceLock::new();
+    NOTE.get_or_init(|| {
+        let checkpoint = modeltrail::tlog::checkpoint::Checkpoint {
+            origin: LOG_NAME.to_owned(),
+            size: 13,
+            root: tree().roots[13],
+            extensions: Vec::new(),
+        };
+        checkpoint.sign(log_signer()).unwrap().to_bytes()
+    })
+}
+
 /// The fixed log verifier key.
 pub fn log_vkey() -> VerifierKey {
     log_signer().verifier()

@@ -21,6 +21,11 @@ mod serve;
 
 pub(crate) use keys::write_private_key;
 
+// Parsers of untrusted input, public for the fuzz targets.
+#[cfg(feature = "server")]
+pub use fetch::answers;
+pub use proof::parse_proof_file;
+
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

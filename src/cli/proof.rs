@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
 use super::{read_input, read_input_limited};
@@ -128,8 +128,14 @@ fn parse_hash(text: &str) -> Result<Hash, String> {
 /// An empty file is an empty proof; any other empty line is an error.
 fn read_proof_file(path: &Path) -> anyhow::Result<Vec<Hash>> {
     let data = read_input(path)?;
-    let text = std::str::from_utf8(&data)
-        .with_context(|| format!("proof file {} is not UTF-8 text", path.display()))?;
+    parse_proof_file(&data).map_err(|e| anyhow::anyhow!("proof file {} {e}", path.display()))
+}
+
+/// Parses a proof file's bytes (see `read_proof_file`); the error says
+/// where (`is not UTF-8 text`, `line N: …`). The fuzz target `proof_file`
+/// calls this.
+pub fn parse_proof_file(data: &[u8]) -> Result<Vec<Hash>, String> {
+    let text = std::str::from_utf8(data).map_err(|_| "is not UTF-8 text".to_owned())?;
     let body = text.strip_suffix('\n').unwrap_or(text);
     if body.is_empty() {
         return Ok(Vec::new());
@@ -138,7 +144,7 @@ fn read_proof_file(path: &Path) -> anyhow::Result<Vec<Hash>> {
     for (i, line) in body.split('\n').enumerate() {
         match Hash::from_base64(line) {
             Ok(h) => proof.push(h),
-            Err(e) => bail!("proof file {} line {}: {e}", path.display(), i + 1),
+            Err(e) => return Err(format!("line {}: {e}", i + 1)),
         }
     }
     Ok(proof)

@@ -163,6 +163,12 @@ fn split_batch<'a>(headers: &HeaderMap, bytes: &'a [u8]) -> Result<Vec<&'a [u8]>
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-ndjson"));
+    split_batch_body(ndjson, bytes)
+}
+
+/// [`split_batch`] once the content type is known (public for the fuzz
+/// target `batch`).
+pub fn split_batch_body(ndjson: bool, bytes: &[u8]) -> Result<Vec<&[u8]>, ApiError> {
     if ndjson {
         return Ok(bytes
             .split(|&b| b == b'\n')

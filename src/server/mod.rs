@@ -35,6 +35,7 @@ use crate::entry::{Body, SignedEntry};
 use crate::log::Log;
 use crate::log::config::Config;
 use crate::log::sequencer::{Accepted, Submission};
+pub use api::split_batch_body;
 pub use error::ApiError;
 
 /// What every handler shares.

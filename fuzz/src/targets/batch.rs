@@ -1,0 +1,42 @@
+//! The `POST /v1/entries` batch splitter: `server::split_batch_body` on
+//! arbitrary bytes (the first byte's low bit picks NDJSON or a JSON array).
+//!
+//! Every entry it returns is a slice of the body, in order and without
+//! overlap. NDJSON entries are non-empty and hold no newline; rejoined with
+//! `\r\n` (the `\r` is dropped again) they split back to the same entries.
+//! A JSON array's elements, rejoined as `[e1,e2,...]`, split back to the
+//! same elements; NDJSON never fails.
+
+use modeltrail::server::split_batch_body;
+
+/// The target: `fuzz_targets/batch.rs` calls this with the fuzzer's input.
+pub fn run(data: &[u8]) {
+    let Some((&mode, body)) = data.split_first() else {
+        return;
+    };
+    let ndjson = mode & 1 == 1;
+    let pieces = match split_batch_body(ndjson, body) {
+        Ok(pieces) => pieces,
+        Err(_) => {
+            assert!(!ndjson, "NDJSON splitting never fails");
+            return;
+        }
+    };
+    let base = body.as_ptr() as usize;
+    let mut end = 0;
+    for piece in &pieces {
+        let start = piece.as_ptr() as usize - base;
+        assert!(start >= end && start + piece.len() <= body.len());
+        end = start + piece.len();
+    }
+    let joined = if ndjson {
+        for piece in &pieces {
+            assert!(!piece.is_empty() && !piece.contains(&b'\n'));
+        }
+        pieces.join(&b"\r\n"[..])
+    } else {
+        [&b"["[..], &pieces.join(&b","[..]), b"]"].concat()
+    };
+    let again = split_batch_body(ndjson, &joined).expect("rejoined entries split");
+    assert_eq!(again, pieces);
+}
