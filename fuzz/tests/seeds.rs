@@ -1,6 +1,6 @@
 //! Writes the seed corpora of the targets added for issue 18 (`batch`,
 //! `log_config`, `audit_fast`, `witness_reply`, `fetch_answers`,
-//! `proof_file`) into `seeds/<target>/`, from the fixed keys of `src/lib.rs`.
+//! `proof_file`, `http_params`) into `seeds/<target>/`, from the fixed keys of `src/lib.rs`.
 //! Run by hand when a format changes:
 //!
 //! ```text
@@ -155,4 +155,27 @@ fn write_seeds() {
         lines(prove_consistency(5, 13, stored).unwrap()).as_bytes(),
     );
     write("proof_file", "empty", b"");
+
+    // http_params: one request target per route (first byte: the method).
+    let targets: [&[u8]; 16] = [
+        b"\x00/checkpoint",
+        b"\x00/checkpoint.unwitnessed",
+        b"\x00/tile/0/000",
+        b"\x00/tile/entries/000.p/1",
+        b"\x00/v1/entries/0",
+        b"\x00/v1/proof/inclusion?index=0&size=1",
+        b"\x00/v1/proof/consistency?old=1&new=1",
+        b"\x00/v1/tlog-proof/0",
+        b"\x00/v1/artefacts/b3:0000000000000000000000000000000000000000000000000000000000000000",
+        b"\x00/v1/policy",
+        b"\x00/v1/models/fraud-detector",
+        b"\x00/v1/models/fraud-detector/active?at=2026-11-27T10:00:00.000Z",
+        b"\x00/v1/versions/b3:abababababababababababababababababababababababababababababababab",
+        b"\x00/v1/inferences/req-42",
+        b"\x00/healthz",
+        b"\x02/v1/entries",
+    ];
+    for (i, t) in targets.iter().enumerate() {
+        write("http_params", &format!("route-{i:02}"), t);
+    }
 }

@@ -11,6 +11,7 @@ pub mod entry;
 pub mod entry_bundle;
 pub mod evidence;
 pub mod fetch_answers;
+pub mod http_params;
 pub mod idmap;
 pub mod keys;
 pub mod log_config;
@@ -39,6 +40,7 @@ pub const ALL: &[(&str, fn(&[u8]))] = &[
     ("entry_bundle", entry_bundle::run),
     ("evidence", evidence::run),
     ("fetch_answers", fetch_answers::run),
+    ("http_params", http_params::run),
     ("idmap", idmap::run),
     ("keys", keys::run),
     ("log_config", log_config::run),
