@@ -569,7 +569,11 @@ pub fn read_cosignature(
 /// Parses a `text/x.tlog.size` body: a decimal size and a newline.
 pub fn parse_size(body: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(body).ok()?.strip_suffix('\n')?;
-    if text.is_empty() || (text.len() > 1 && text.starts_with('0')) {
+    // Digits only: `u64::from_str` would also take a leading `+`.
+    if text.is_empty()
+        || (text.len() > 1 && text.starts_with('0'))
+        || !text.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     text.parse().ok()
@@ -593,7 +597,15 @@ mod tests {
     fn size_bodies_are_strict() {
         assert_eq!(parse_size(b"0\n"), Some(0));
         assert_eq!(parse_size(b"1234\n"), Some(1234));
-        for bad in [&b"12"[..], b"\n", b"012\n", b"-1\n", b"1 \n", b"x\n"] {
+        for bad in [
+            &b"12"[..],
+            b"\n",
+            b"012\n",
+            b"-1\n",
+            b"1 \n",
+            b"x\n",
+            b"+13\n",
+        ] {
             assert_eq!(parse_size(bad), None, "{bad:?}");
         }
     }

@@ -2,8 +2,8 @@
 //! arbitrary bytes (the first byte's low bit picks NDJSON or a JSON array).
 //!
 //! Every entry it returns is a slice of the body, in order and without
-//! overlap. NDJSON entries are non-empty and hold no newline; rejoined with
-//! `\r\n` (the `\r` is dropped again) they split back to the same entries.
+//! overlap. NDJSON entries are non-empty and hold no newline; each ended
+//! with `\r\n` (the `\r` is dropped again) they split back to the same entries.
 //! A JSON array's elements, rejoined as `[e1,e2,...]`, split back to the
 //! same elements; NDJSON never fails.
 
@@ -33,7 +33,14 @@ pub fn run(data: &[u8]) {
         for piece in &pieces {
             assert!(!piece.is_empty() && !piece.contains(&b'\n'));
         }
-        pieces.join(&b"\r\n"[..])
+        // Every line ends in `\r\n`: the splitter drops one `\r` before
+        // a newline or at the end of the body, so a piece ending in `\r`
+        // keeps it only when another `\r` follows.
+        pieces
+            .iter()
+            .flat_map(|p| [*p, b"\r\n"])
+            .collect::<Vec<&[u8]>>()
+            .concat()
     } else {
         [&b"["[..], &pieces.join(&b","[..]), b"]"].concat()
     };
