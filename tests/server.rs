@@ -1634,3 +1634,31 @@ fn a_wrong_method_gets_a_json_405() {
     let r = client.get("/add");
     assert_eq!((r.status, r.code().as_str()), (405, "method_not_allowed"));
 }
+
+// ---------------------------------------------------------------------------
+// 9. Malformed path and query parameters (found by the `http_params` fuzz target)
+// ---------------------------------------------------------------------------
+
+/// A path or query parameter that does not decode (percent-encoding of a
+/// byte that is not UTF-8) is answered with the JSON error shape, as every
+/// other error, not axum's plain-text rejection.
+#[test]
+fn malformed_path_and_query_parameters_are_json_errors() {
+    let fx = Fixture::init("bad-params", None);
+    let server = Server::start(&fx.dir);
+    let client = server.client();
+    for path in [
+        "/v1/versions/b3:ab%ab",
+        "/v1/artefacts/b3:%ff",
+        "/v1/inferences/req-%c3",
+        "/v1/models/fraud%ff-detector",
+        "/tile/0/%ff",
+    ] {
+        let r = client.get(path);
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert_eq!(r.code(), "bad_path", "{path}");
+    }
+    let r = client.get("/v1/models/fraud-detector/active?at=1&at=2");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.code(), "bad_query");
+}

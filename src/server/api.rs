@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::extract::TextPath;
 use super::{ApiError, AppState, enqueue, validate};
 use crate::entry::ArtefactId;
 use crate::log::sequencer::Accepted;
@@ -403,7 +404,7 @@ pub async fn tlog_proof(
 
 /// `GET /v1/artefacts/<id>`: the entry with this artefact ID, its index and
 /// a tlog-proof against the published checkpoint.
-pub async fn artefact(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn artefact(State(state): State<AppState>, TextPath(id): TextPath) -> Response {
     let id: ArtefactId = match id.parse() {
         Ok(id) => id,
         Err(_) => {

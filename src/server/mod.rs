@@ -18,6 +18,7 @@
 
 mod api;
 mod error;
+mod extract;
 mod query;
 mod tiles;
 

@@ -4,12 +4,13 @@
 //! than trust the index.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::api::make_tlog_proof;
+use super::extract::{JsonQuery, TextPath};
 use super::{ApiError, AppState};
 use crate::entry::{Body, ContentHash, SignedEntry, Timestamp};
 use crate::log::Log;
@@ -86,8 +87,8 @@ fn history(log: &Log, model: &str) -> Result<Vec<Proven>, ApiError> {
 /// `GET /v1/models/<m>` and `GET /v1/models/<m>/active?at=<time>`.
 pub async fn model(
     State(state): State<AppState>,
-    Path(rest): Path<String>,
-    Query(q): Query<ActiveQuery>,
+    TextPath(rest): TextPath,
+    JsonQuery(q): JsonQuery<ActiveQuery>,
 ) -> Response {
     if let Some(model) = rest.strip_suffix("/active") {
         let model = model.to_owned();
@@ -148,7 +149,7 @@ fn active_at(log: &Log, model: &str, at: Option<&str>) -> Result<Value, ApiError
 /// decision on it in log order (so evidence can judge a transition by the
 /// decisions made before it), the transitions to or from it, and how many
 /// inferences name it.
-pub async fn version(State(state): State<AppState>, Path(hash): Path<String>) -> Response {
+pub async fn version(State(state): State<AppState>, TextPath(hash): TextPath) -> Response {
     let hash = match ContentHash::parse(&hash) {
         Ok(h) => h,
         Err(_) => {
@@ -209,7 +210,7 @@ pub async fn version(State(state): State<AppState>, Path(hash): Path<String>) ->
 }
 
 /// `GET /v1/inferences/<request-id>`: the inference logged for a request.
-pub async fn inference(State(state): State<AppState>, Path(request_id): Path<String>) -> Response {
+pub async fn inference(State(state): State<AppState>, TextPath(request_id): TextPath) -> Response {
     blocking(&state, move |log| {
         let index = log
             .index
