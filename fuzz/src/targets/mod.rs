@@ -28,8 +28,11 @@ pub mod witness_reply;
 pub mod witness_request;
 pub mod witness_state;
 
+/// A target's body.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the replay test.
-pub const ALL: &[(&str, fn(&[u8]))] = &[
+pub const ALL: &[(&str, Target)] = &[
     ("audit_fast", audit_fast::run),
     ("batch", batch::run),
     ("body", body::run),
