@@ -2,18 +2,25 @@
 //! `modeltrail serve --witness-policy` and two `modeltrail-witness`
 //! processes on loopback. Checkpoints are served at `/checkpoint` only once
 //! their cosignatures meet the policy's quorum; a dead witness stops 2-of-2
-//! but not 1-of-2; a restarted witness catches up.
+//! but not 1-of-2; a restarted witness catches up. A stand-in witness
+//! answering with forged, replayed, wrong-key, corrupted or malformed
+//! cosignatures is never counted towards the quorum.
 
 mod common;
 
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Client, Server, Witness, scratch};
 use modeltrail::entry::{Kind, PolicyBody, SignedEntry};
+use modeltrail::tlog::add_checkpoint::AddCheckpointRequest;
 use modeltrail::tlog::checkpoint::Checkpoint;
-use modeltrail::tlog::note::{KeyType, Note, SignerKey};
+use modeltrail::tlog::cosignature;
+use modeltrail::tlog::note::{KeyType, Note, NoteSignature, SignerKey};
 use modeltrail::tlog::policy::{Policy, PolicyError};
 use serde_json::json;
 
@@ -284,4 +291,223 @@ fn unusable_witness_policies_stop_the_log_from_starting() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(expected), "{name}: {stderr}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// A witness that answers with bad cosignatures
+// ---------------------------------------------------------------------------
+
+/// What the fake witness answers to `add-checkpoint`, with status 200.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Answer {
+    /// A line with the witness key's name and ID and random signature bytes.
+    Forged,
+    /// A real cosignature by the witness key, of another checkpoint (the
+    /// same log and size, another root): a replay.
+    OtherCheckpoint,
+    /// A real cosignature of the checkpoint, by another key of the same name.
+    OtherKey,
+    /// The witness key's real cosignature with one bit flipped.
+    Flipped,
+    /// Not a signature line at all.
+    Garbage,
+    /// A real cosignature of the checkpoint, by the witness key.
+    Valid,
+}
+
+/// A tlog-witness stand-in on 127.0.0.1: a real HTTP/1.1 server in a
+/// thread, answering every `POST /add-checkpoint` with the current
+/// [`Answer`] and counting the requests per answer.
+struct FakeWitness {
+    port: u16,
+    answer: Arc<Mutex<Answer>>,
+    served: Arc<Mutex<Vec<Answer>>>,
+}
+
+impl FakeWitness {
+    fn start(key: SignerKey, other: SignerKey) -> FakeWitness {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let answer = Arc::new(Mutex::new(Answer::Forged));
+        let served = Arc::new(Mutex::new(Vec::new()));
+        let (a, s) = (answer.clone(), served.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let answer = *a.lock().unwrap();
+                if fake_answer(stream, answer, &key, &other).is_some() {
+                    s.lock().unwrap().push(answer);
+                }
+            }
+        });
+        FakeWitness {
+            port,
+            answer,
+            served,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Switches to `answer` and waits until the log has asked twice more.
+    fn answer_and_wait(&self, answer: Answer) {
+        *self.answer.lock().unwrap() = answer;
+        let count = || {
+            self.served
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|a| **a == answer)
+                .count()
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while count() < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "the log stopped asking the witness: did it accept a {answer:?} answer?"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Reads one request (head, then `Content-Length` bytes), answers it and
+/// closes; the request body if it was an `add-checkpoint`.
+fn fake_answer(
+    mut stream: TcpStream,
+    answer: Answer,
+    key: &SignerKey,
+    other: &SignerKey,
+) -> Option<Vec<u8>> {
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).ok()?;
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    if !request_line.starts_with("POST ") || !request_line.contains("/add-checkpoint ") {
+        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        return None;
+    }
+    let request = AddCheckpointRequest::parse(&body).ok()?;
+    let text = request.note().text().to_owned();
+    let now = 1_800_000_000;
+    let real = cosignature::sign(key, &text, now).unwrap();
+    let line = match answer {
+        Answer::Forged => {
+            let mut bytes = now.to_be_bytes().to_vec();
+            bytes.extend((0..64u8).map(|i| i.wrapping_mul(37)));
+            NoteSignature::new(key.name(), key.verifier().key_id(), bytes)
+                .unwrap()
+                .to_line()
+        }
+        Answer::OtherCheckpoint => {
+            let mut cp = request.checkpoint().clone();
+            cp.root.0[0] ^= 1;
+            cosignature::sign(key, &cp.to_text(), now)
+                .unwrap()
+                .to_line()
+        }
+        Answer::OtherKey => cosignature::sign(other, &text, now).unwrap().to_line(),
+        Answer::Flipped => {
+            let mut bytes = real.signature().to_vec();
+            bytes[20] ^= 0x10;
+            NoteSignature::new(real.name(), real.key_id(), bytes)
+                .unwrap()
+                .to_line()
+        }
+        Answer::Garbage => "— this is not a cosignature\n".to_owned(),
+        Answer::Valid => real.to_line(),
+    };
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        line.len()
+    );
+    stream.write_all(head.as_bytes()).ok()?;
+    stream.write_all(line.as_bytes()).ok()?;
+    Some(body)
+}
+
+#[test]
+fn bad_cosignatures_are_never_counted_or_published() {
+    let dir = scratch("bad-cosignatures");
+    let log_dir = dir.join("log");
+    let out = common::init(&log_dir, &["--origin", "witnessing.example.test/forged"]);
+    let log_vkey = common::init_vkey(&out, "log vkey:");
+    short_witness_timing(&log_dir);
+    let key = SignerKey::generate("w.example/fake", KeyType::CosignatureV1).unwrap();
+    let other = SignerKey::generate("w.example/fake", KeyType::CosignatureV1).unwrap();
+    let fake = FakeWitness::start(key.clone(), other);
+    let policy_text = format!(
+        "log {log_vkey}\nwitness fake {} {}\nquorum fake\n",
+        key.verifier(),
+        fake.url()
+    );
+    let policy = Policy::parse(policy_text.as_bytes()).unwrap();
+    let policy_file = dir.join("witnesses.policy");
+    std::fs::write(&policy_file, &policy_text).unwrap();
+    let server = Server::start_with(
+        &log_dir,
+        &["--witness-policy", policy_file.to_str().unwrap()],
+    );
+    let client = server.client();
+    let witnessed = log_dir.join("tiles/checkpoint.witnessed");
+
+    for answer in [
+        Answer::Forged,
+        Answer::OtherCheckpoint,
+        Answer::OtherKey,
+        Answer::Flipped,
+        Answer::Garbage,
+    ] {
+        fake.answer_and_wait(answer);
+        let r = client.get("/checkpoint");
+        assert_eq!(r.status, 404, "{answer:?}: {}", r.text());
+        assert_eq!(r.code(), "not_witnessed", "{answer:?}");
+        assert!(
+            !witnessed.exists(),
+            "{answer:?}: a witnessed checkpoint was written"
+        );
+        assert_eq!(witness_metric(&client, "modeltrail_witness_up", "fake"), 0);
+        assert_eq!(
+            witness_metric(&client, "modeltrail_witness_cosigned_size", "fake"),
+            0,
+            "{answer:?}"
+        );
+    }
+    let failures = witness_metric(&client, "modeltrail_witness_failures_total", "fake");
+    assert!(failures >= 10, "{failures} failures counted");
+    for reason in [
+        "the cosignature does not verify",
+        "no cosignature by the witness's key",
+        "malformed cosignature lines",
+    ] {
+        assert!(
+            server.stderr().contains(reason),
+            "{reason}:\n{}",
+            server.stderr()
+        );
+    }
+
+    // Control: the same stand-in with a real cosignature is published.
+    *fake.answer.lock().unwrap() = Answer::Valid;
+    let (cp, note) = wait_witnessed(&server, &policy, 1);
+    assert_eq!(cp.size, 1);
+    Checkpoint::open(&note, &log_vkey, &[key.verifier()]).unwrap();
+    assert_eq!(std::fs::read(&witnessed).unwrap(), note);
 }

@@ -3,13 +3,32 @@
 //! The keys are deterministic (fixed seeds) so that the committed seed
 //! corpora in `seeds/` (made by `seedgen/`) carry signatures these keys
 //! verify. Keep the names and seeds in sync with `seedgen/src/main.rs`.
+//!
+//! Every target's body is `targets::<name>::run(data)`, a plain function:
+//! the libFuzzer binaries in `fuzz_targets/` call it, and so does
+//! `tests/replay.rs`, which replays the seed corpora on stable Rust
+//! without libFuzzer (CI runs it).
 
 use std::sync::OnceLock;
+
+use arbitrary::{Arbitrary, Unstructured};
 
 use modeltrail::tlog::Hash;
 use modeltrail::tlog::hash::{leaf_hash, node_hash, stored_hashes};
 use modeltrail::tlog::note::{KeyType, SignerKey, VerifierKey};
 use modeltrail::tlog::policy::Policy;
+
+pub mod targets;
+
+/// Decodes a structured input exactly as libFuzzer's `fuzz_target!` does
+/// for a typed closure argument: inputs shorter than the type's minimum
+/// size are skipped, the rest is `arbitrary_take_rest`.
+pub fn arbitrary_input<'a, T: Arbitrary<'a>>(data: &'a [u8]) -> Option<T> {
+    if data.len() < T::size_hint(0).0 {
+        return None;
+    }
+    T::arbitrary_take_rest(Unstructured::new(data)).ok()
+}
 
 /// Name (and checkpoint origin) of the fixed log key.
 pub const LOG_NAME: &str = "example.com/log";
@@ -31,6 +50,31 @@ pub fn witness_signer() -> &'static SignerKey {
     static KEY: OnceLock<SignerKey> = OnceLock::new();
     KEY.get_or_init(|| {
         SignerKey::from_seed(WITNESS_NAME, KeyType::CosignatureV1, &WITNESS_SEED).unwrap()
+    })
+}
+
+/// Seed of the fixed entry signer (Ed25519), which signs the entries of
+/// the `audit_fast` seeds.
+pub const ENTRY_SEED: [u8; 32] = [7; 32];
+
+/// The fixed entry signer.
+pub fn entry_signer() -> &'static SignerKey {
+    static KEY: OnceLock<SignerKey> = OnceLock::new();
+    KEY.get_or_init(|| SignerKey::from_seed("serving", KeyType::Ed25519, &ENTRY_SEED).unwrap())
+}
+
+/// The fixed log's signed checkpoint of the first 13 records `entry(i)`
+/// (the checkpoint the `witness_reply` seeds cosign).
+pub fn checkpoint_note() -> &'static [u8] {
+    static NOTE: OnceLock<Vec<u8>> = OnceLock::new();
+    NOTE.get_or_init(|| {
+        let checkpoint = modeltrail::tlog::checkpoint::Checkpoint {
+            origin: LOG_NAME.to_owned(),
+            size: 13,
+            root: tree().roots[13],
+            extensions: Vec::new(),
+        };
+        checkpoint.sign(log_signer()).unwrap().to_bytes()
     })
 }
 

@@ -8,16 +8,16 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::read_input;
-use crate::audit::evidence::Evidence;
+use super::{read_input, read_input_limited};
+use crate::audit::evidence::{Evidence, MAX_EVIDENCE_BYTES};
 use crate::audit::scan::{self, AuditOptions, BundleSource, Report};
 use crate::audit::verify::verify;
-use crate::tlog::policy::Policy;
+use crate::tlog::policy::{MAX_POLICY_BYTES, Policy};
 use crate::tlog::tile::Tile;
 
 /// Reads and parses a c2sp.org/tlog-policy file.
 pub(super) fn read_policy(path: &Path) -> anyhow::Result<Policy> {
-    let text = read_input(path)?;
+    let text = read_input_limited(path, MAX_POLICY_BYTES, "policy file")?;
     Policy::parse(&text).with_context(|| format!("policy file {}", path.display()))
 }
 
@@ -34,7 +34,7 @@ pub(super) struct VerifyArgs {
 impl VerifyArgs {
     pub(super) fn run(self) -> anyhow::Result<()> {
         let policy = read_policy(&self.policy)?;
-        let text = read_input(&self.evidence)?;
+        let text = read_input_limited(&self.evidence, MAX_EVIDENCE_BYTES, "evidence file")?;
         let evidence = Evidence::parse(&text)
             .with_context(|| format!("evidence file {}", self.evidence.display()))?;
         let answer = verify(&evidence, &policy).context("the evidence does not verify")?;

@@ -23,7 +23,6 @@ use crate::audit::replay::Parsed;
 use crate::audit::review::Review;
 use crate::audit::scan::{BundleSource, read_bundle};
 use crate::entry::{ArtefactId, ContentHash, RequestId, SignedEntry, Timestamp};
-use crate::tlog::Hash;
 use crate::tlog::checkpoint::Checkpoint;
 use crate::tlog::hash::ReadError;
 use crate::tlog::hash::{leaf_hash, stored_hash_index};
@@ -189,13 +188,10 @@ impl Wanted {
             Query::Inference(rid) => {
                 let answer =
                     client.get_json(&format!("/v1/inferences/{}", encode(rid.as_str())))?;
-                wanted.add(Role::Inference, &answer["index"])?;
-                let version = text(&answer["version_hash"])?;
-                let model = text(&answer["model"])?;
-                let served = Timestamp::parse(text(&answer["served_at"])?)
-                    .map_err(|e| anyhow!("served_at: {e}"))?;
-                wanted.version(client, version, false)?;
-                wanted.transitions_at(client, model, served)?;
+                let inference = answers::inference(&answer)?;
+                wanted.0.insert((inference.index, Role::Inference));
+                wanted.version(client, &inference.version_hash, false)?;
+                wanted.transitions_at(client, &inference.model, inference.served_at)?;
             }
             Query::Version(hash) => wanted.version(client, &hash.to_string(), true)?,
             Query::Model { at, model } => {
@@ -210,10 +206,7 @@ impl Wanted {
     }
 
     fn add(&mut self, role: Role, index: &Value) -> anyhow::Result<()> {
-        let index = index
-            .as_u64()
-            .ok_or_else(|| anyhow!("the log's answer has no entry index"))?;
-        self.0.insert((index, role));
+        self.0.insert((answers::index(index)?, role));
         Ok(())
     }
 
@@ -221,18 +214,7 @@ impl Wanted {
     /// the transitions to or from it).
     fn version(&mut self, client: &LogClient, hash: &str, transitions: bool) -> anyhow::Result<()> {
         let answer = client.get_json(&format!("/v1/versions/{hash}"))?;
-        self.add(Role::Version, &answer["version"]["index"])?;
-        if answer["card"].is_object() {
-            self.add(Role::Card, &answer["card"]["index"])?;
-        }
-        for approval in answer["approvals"].as_array().into_iter().flatten() {
-            self.add(Role::Approval, &approval["index"])?;
-        }
-        if transitions {
-            for t in answer["transitions"].as_array().into_iter().flatten() {
-                self.add(Role::Transition, &t["index"])?;
-            }
-        }
+        self.0.extend(answers::version(&answer, transitions)?);
         Ok(())
     }
 
@@ -245,19 +227,14 @@ impl Wanted {
         at: Timestamp,
     ) -> anyhow::Result<Option<String>> {
         let answer = client.get_json(&format!("/v1/models/{}", encode(model)))?;
-        let history = answer["history"].as_array().cloned().unwrap_or_default();
-        let when = |t: &Value| Timestamp::parse(t["body"]["at"].as_str().unwrap_or("")).ok();
-        let in_effect = history
-            .iter()
-            .rposition(|t| when(t).is_some_and(|w| w <= at));
-        let Some(i) = in_effect else {
+        let Some(in_effect) = answers::transitions_at(&answer, at)? else {
             return Ok(None);
         };
-        self.add(Role::Transition, &history[i]["index"])?;
-        if let Some(next) = history.get(i + 1) {
-            self.add(Role::NextTransition, &next["index"])?;
+        self.0.insert((in_effect.index, Role::Transition));
+        if let Some(next) = in_effect.next {
+            self.0.insert((next, Role::NextTransition));
         }
-        Ok(Some(text(&history[i]["body"]["to"])?.to_owned()))
+        Ok(Some(in_effect.to))
     }
 
     /// The log's first policy, the policies the approvals name, and the
@@ -318,7 +295,7 @@ fn fetch_item(
     let proof = TlogProof {
         extra: None,
         index,
-        proof: proof_hashes(&answer, "inclusion")?,
+        proof: answers::proof_hashes(&answer, "inclusion")?,
         checkpoint: note.to_vec(),
     };
     Ok(Item {
@@ -369,7 +346,7 @@ impl ReviewArgs {
         let mut registered = BTreeMap::new();
         for hash in review.versions_to_look_up() {
             let answer = client.get_json(&format!("/v1/versions/{hash}"))?;
-            if let Some(index) = answer["version"]["index"].as_u64() {
+            if let Some(index) = answers::registered(&answer) {
                 registered.insert(hash, index);
             }
         }
@@ -412,7 +389,7 @@ fn check_consistent(client: &LogClient, old: &Checkpoint, new: &Checkpoint) -> a
             "/v1/proof/consistency?old={}&new={}",
             old.size, new.size
         ))?;
-        proof_hashes(&answer, "consistency")?
+        answers::proof_hashes(&answer, "consistency")?
     } else {
         Vec::new()
     };
@@ -470,26 +447,6 @@ fn parse_full(bytes: &[u8]) -> Result<Parsed, crate::entry::EntryError> {
     })
 }
 
-/// The hashes of a `/v1/proof/<kind>` answer.
-fn proof_hashes(answer: &Value, kind: &str) -> anyhow::Result<Vec<Hash>> {
-    answer["proof"]
-        .as_array()
-        .ok_or_else(|| anyhow!("the {kind} proof answer has no proof"))?
-        .iter()
-        .map(|h| {
-            h.as_str()
-                .and_then(|s| Hash::from_base64(s).ok())
-                .ok_or_else(|| anyhow!("the {kind} proof holds a malformed hash"))
-        })
-        .collect()
-}
-
-/// A JSON string member, or an error naming the answer as malformed.
-fn text(v: &Value) -> anyhow::Result<&str> {
-    v.as_str()
-        .ok_or_else(|| anyhow!("the log's answer is missing a field"))
-}
-
 /// Percent-encodes one URL path segment (everything but RFC 3986 unreserved,
 /// so a `/` in a model name or request ID stays in its segment).
 pub(super) fn encode(segment: &str) -> String {
@@ -517,4 +474,135 @@ fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reading the log's JSON answers, apart from fetching them, so that the
+/// fuzz target `fetch_answers` can call it: nothing here trusts the answer
+/// beyond choosing which entries to fetch (each is then proven against the
+/// checkpoint), but a malformed answer must be an error, never a panic.
+pub mod answers {
+    use anyhow::anyhow;
+    use serde_json::Value;
+
+    use crate::audit::evidence::Role;
+    use crate::entry::Timestamp;
+    use crate::tlog::Hash;
+
+    /// What `GET /v1/inferences/<id>` tells: the inference's index, its
+    /// version and model, and when it was served.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct InferenceAnswer {
+        /// Leaf index of the inference.
+        pub index: u64,
+        /// The version it names.
+        pub version_hash: String,
+        /// The model it names.
+        pub model: String,
+        /// Its `served_at`.
+        pub served_at: Timestamp,
+    }
+
+    /// The transition of a model in effect at a time.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct InEffect {
+        /// Its position in the answer's `history`.
+        pub position: usize,
+        /// Its leaf index.
+        pub index: u64,
+        /// The index of the transition after it, if any.
+        pub next: Option<u64>,
+        /// The version it activated.
+        pub to: String,
+    }
+
+    /// An entry index member.
+    pub fn index(v: &Value) -> anyhow::Result<u64> {
+        v.as_u64()
+            .ok_or_else(|| anyhow!("the log's answer has no entry index"))
+    }
+
+    /// `GET /v1/inferences/<id>`.
+    pub fn inference(answer: &Value) -> anyhow::Result<InferenceAnswer> {
+        Ok(InferenceAnswer {
+            index: index(&answer["index"])?,
+            version_hash: text(&answer["version_hash"])?.to_owned(),
+            model: text(&answer["model"])?.to_owned(),
+            served_at: Timestamp::parse(text(&answer["served_at"])?)
+                .map_err(|e| anyhow!("served_at: {e}"))?,
+        })
+    }
+
+    /// `GET /v1/versions/<hash>`: the version, its card, its approvals and,
+    /// with `transitions`, the transitions to or from it.
+    pub fn version(answer: &Value, transitions: bool) -> anyhow::Result<Vec<(u64, Role)>> {
+        let mut wanted = vec![(index(&answer["version"]["index"])?, Role::Version)];
+        if answer["card"].is_object() {
+            wanted.push((index(&answer["card"]["index"])?, Role::Card));
+        }
+        for approval in answer["approvals"].as_array().into_iter().flatten() {
+            wanted.push((index(&approval["index"])?, Role::Approval));
+        }
+        if transitions {
+            for t in answer["transitions"].as_array().into_iter().flatten() {
+                wanted.push((index(&t["index"])?, Role::Transition));
+            }
+        }
+        Ok(wanted)
+    }
+
+    /// `GET /v1/models/<m>`: the transition in effect at `at` (the last
+    /// one at or before it), the next one, and the version it activated.
+    pub fn transitions_at(answer: &Value, at: Timestamp) -> anyhow::Result<Option<InEffect>> {
+        let history = answer["history"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let in_effect = history
+            .iter()
+            .rposition(|t| when(t).is_some_and(|w| w <= at));
+        let Some(i) = in_effect else {
+            return Ok(None);
+        };
+        let next = match history.get(i + 1) {
+            Some(next) => Some(index(&next["index"])?),
+            None => None,
+        };
+        Ok(Some(InEffect {
+            position: i,
+            index: index(&history[i]["index"])?,
+            next,
+            to: text(&history[i]["body"]["to"])?.to_owned(),
+        }))
+    }
+
+    /// When a transition of a model's history takes effect, if it says.
+    pub fn when(transition: &Value) -> Option<Timestamp> {
+        Timestamp::parse(transition["body"]["at"].as_str().unwrap_or("")).ok()
+    }
+
+    /// `GET /v1/versions/<hash>` for `review`: the version's index, if the
+    /// log has it.
+    pub fn registered(answer: &Value) -> Option<u64> {
+        answer["version"]["index"].as_u64()
+    }
+
+    /// The hashes of a `/v1/proof/<kind>` answer.
+    pub fn proof_hashes(answer: &Value, kind: &str) -> anyhow::Result<Vec<Hash>> {
+        answer["proof"]
+            .as_array()
+            .ok_or_else(|| anyhow!("the {kind} proof answer has no proof"))?
+            .iter()
+            .map(|h| {
+                h.as_str()
+                    .and_then(|s| Hash::from_base64(s).ok())
+                    .ok_or_else(|| anyhow!("the {kind} proof holds a malformed hash"))
+            })
+            .collect()
+    }
+
+    /// A JSON string member, or an error naming the answer as malformed.
+    pub fn text(v: &Value) -> anyhow::Result<&str> {
+        v.as_str()
+            .ok_or_else(|| anyhow!("the log's answer is missing a field"))
+    }
 }

@@ -22,11 +22,16 @@ mod serve;
 #[cfg(feature = "server")]
 pub(crate) use keys::write_private_key;
 
+// Parsers of untrusted input, public for the fuzz targets.
+#[cfg(feature = "server")]
+pub use fetch::answers;
+pub use proof::parse_proof_file;
+
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
 /// modeltrail: a transparency log for model governance.
@@ -192,6 +197,32 @@ fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
 #[cfg(feature = "server")]
 fn parse_json(bytes: &[u8]) -> anyhow::Result<serde_json::Value> {
     crate::entry::canonical::parse_strict(bytes).map_err(anyhow::Error::new)
+}
+
+/// Reads a file (or standard input for `-`) that may hold at most `max`
+/// bytes: reads no more than `max + 1`, so an oversized or endless input
+/// (a huge file, `/dev/zero`) is refused at once, naming `what` and the
+/// limit, instead of being read whole before the parser refuses it.
+fn read_input_limited(path: &Path, max: usize, what: &str) -> anyhow::Result<Vec<u8>> {
+    let limit = max as u64 + 1;
+    let mut data = Vec::new();
+    if path == Path::new("-") {
+        std::io::stdin()
+            .take(limit)
+            .read_to_end(&mut data)
+            .context("reading standard input")?;
+    } else {
+        std::fs::File::open(path)
+            .and_then(|f| f.take(limit).read_to_end(&mut data))
+            .with_context(|| format!("reading {}", path.display()))?;
+    }
+    if data.len() > max {
+        bail!(
+            "{what} {} is larger than the limit of {max} bytes",
+            path.display()
+        );
+    }
+    Ok(data)
 }
 
 /// A path argument that defaults to standard input.

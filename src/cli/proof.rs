@@ -2,14 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 
-use super::read_input;
+use super::{read_input, read_input_limited};
 use crate::tlog::Hash;
-use crate::tlog::policy::Policy;
 use crate::tlog::proof::{verify_consistency, verify_inclusion};
-use crate::tlog::tlog_proof::TlogProof;
+use crate::tlog::tlog_proof::{MAX_PROOF_BYTES, TlogProof};
 
 #[derive(Subcommand)]
 pub(super) enum ProofCommand {
@@ -105,10 +104,13 @@ pub(super) struct TlogProofVerifyArgs {
 impl TlogProofCommand {
     pub(super) fn run(self) -> anyhow::Result<()> {
         let TlogProofCommand::Verify(a) = self;
-        let policy = Policy::parse(&read_input(&a.policy)?)
-            .with_context(|| format!("policy {}", a.policy.display()))?;
-        let proof = TlogProof::parse(&trim_trailing_newlines(read_input(&a.file)?))
-            .with_context(|| format!("tlog-proof {}", a.file.display()))?;
+        let policy = super::audit::read_policy(&a.policy)?;
+        let proof = TlogProof::parse(&trim_trailing_newlines(read_input_limited(
+            &a.file,
+            MAX_PROOF_BYTES,
+            "tlog-proof",
+        )?))
+        .with_context(|| format!("tlog-proof {}", a.file.display()))?;
         let entry = read_input(&a.leaf)?;
         let checkpoint = proof
             .verify(&entry, &policy)
@@ -149,8 +151,14 @@ fn parse_hash(text: &str) -> Result<Hash, String> {
 /// any leaf of a one-leaf tree).
 fn read_proof_file(path: &Path) -> anyhow::Result<Vec<Hash>> {
     let data = read_input(path)?;
-    let text = std::str::from_utf8(&data)
-        .with_context(|| format!("proof file {} is not UTF-8 text", path.display()))?;
+    parse_proof_file(&data).map_err(|e| anyhow::anyhow!("proof file {} {e}", path.display()))
+}
+
+/// Parses a proof file's bytes (see `read_proof_file`); the error says
+/// where (`is not UTF-8 text`, `line N: …`). The fuzz target `proof_file`
+/// calls this.
+pub fn parse_proof_file(data: &[u8]) -> Result<Vec<Hash>, String> {
+    let text = std::str::from_utf8(data).map_err(|_| "is not UTF-8 text".to_owned())?;
     if text.is_empty() {
         return Ok(Vec::new());
     }
@@ -158,15 +166,14 @@ fn read_proof_file(path: &Path) -> anyhow::Result<Vec<Hash>> {
     let mut proof = Vec::new();
     for (i, line) in body.split('\n').enumerate() {
         if line.trim().is_empty() {
-            bail!(
-                "proof file {} line {} is blank; a proof file holds one base64 hash per line (an empty proof is an empty file)",
-                path.display(),
+            return Err(format!(
+                "line {} is blank; a proof file holds one base64 hash per line (an empty proof is an empty file)",
                 i + 1
-            );
+            ));
         }
         match Hash::from_base64(line) {
             Ok(h) => proof.push(h),
-            Err(e) => bail!("proof file {} line {}: {e}", path.display(), i + 1),
+            Err(e) => return Err(format!("line {}: {e}", i + 1)),
         }
     }
     Ok(proof)

@@ -540,25 +540,40 @@ fn accept_cosignature(
     checkpoint: &Published,
     body: &[u8],
 ) -> Result<NoteSignature, String> {
+    read_cosignature(&witness.key, &checkpoint.note, body)
+}
+
+/// Finds and verifies the cosignature by `key` in a witness's 200 answer
+/// `body` to the signed checkpoint `note` (public for the fuzz target
+/// `witness_reply`).
+pub fn read_cosignature(
+    key: &VerifierKey,
+    note: &[u8],
+    body: &[u8],
+) -> Result<NoteSignature, String> {
     // The answer is signature lines: append them to the note and let the
     // note parser read them.
-    let mut combined = checkpoint.note.clone();
+    let mut combined = note.to_vec();
     combined.extend_from_slice(body);
     let note = Note::parse(&combined).map_err(|e| format!("malformed cosignature lines: {e}"))?;
     let sig = note
         .signatures()
         .iter()
-        .find(|s| witness.key.matches(s))
+        .find(|s| key.matches(s))
         .ok_or("no cosignature by the witness's key in the answer")?;
-    cosignature::verify(&witness.key, note.text(), sig)
+    cosignature::verify(key, note.text(), sig)
         .map_err(|e| format!("the cosignature does not verify: {e}"))?;
     Ok(sig.clone())
 }
 
 /// Parses a `text/x.tlog.size` body: a decimal size and a newline.
-fn parse_size(body: &[u8]) -> Option<u64> {
+pub fn parse_size(body: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(body).ok()?.strip_suffix('\n')?;
-    if text.is_empty() || (text.len() > 1 && text.starts_with('0')) {
+    // Digits only: `u64::from_str` would also take a leading `+`.
+    if text.is_empty()
+        || (text.len() > 1 && text.starts_with('0'))
+        || !text.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     text.parse().ok()
@@ -582,7 +597,15 @@ mod tests {
     fn size_bodies_are_strict() {
         assert_eq!(parse_size(b"0\n"), Some(0));
         assert_eq!(parse_size(b"1234\n"), Some(1234));
-        for bad in [&b"12"[..], b"\n", b"012\n", b"-1\n", b"1 \n", b"x\n"] {
+        for bad in [
+            &b"12"[..],
+            b"\n",
+            b"012\n",
+            b"-1\n",
+            b"1 \n",
+            b"x\n",
+            b"+13\n",
+        ] {
             assert_eq!(parse_size(bad), None, "{bad:?}");
         }
     }

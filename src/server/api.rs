@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::extract::TextPath;
 use super::{ApiError, AppState, enqueue, validate};
 use crate::entry::ArtefactId;
 use crate::log::sequencer::Accepted;
@@ -285,6 +286,16 @@ fn split_batch<'a>(
     bytes: &'a [u8],
     max: usize,
 ) -> Result<Vec<&'a [u8]>, ApiError> {
+    let ndjson = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-ndjson"));
+    split_batch_body(ndjson, bytes, max)
+}
+
+/// [`split_batch`] once the content type is known (public for the fuzz
+/// target `batch`).
+pub fn split_batch_body(ndjson: bool, bytes: &[u8], max: usize) -> Result<Vec<&[u8]>, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -292,10 +303,6 @@ fn split_batch<'a>(
             format!("a batch holds at most {max} entries"),
         )
     };
-    let ndjson = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-ndjson"));
     if ndjson {
         let lines: Vec<&[u8]> = bytes
             .split(|&b| b == b'\n')
@@ -582,7 +589,7 @@ pub async fn tlog_proof(
 
 /// `GET /v1/artefacts/<id>`: the entry with this artefact ID, its index and
 /// a tlog-proof against the published checkpoint.
-pub async fn artefact(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn artefact(State(state): State<AppState>, TextPath(id): TextPath) -> Response {
     let id: ArtefactId = match id.parse() {
         Ok(id) => id,
         Err(_) => {

@@ -22,6 +22,7 @@
 
 mod api;
 mod error;
+mod extract;
 mod limits;
 mod query;
 mod tiles;
@@ -41,6 +42,7 @@ use crate::entry::{Body, SignedEntry};
 use crate::log::Log;
 use crate::log::config::Config;
 use crate::log::sequencer::{Accepted, Submission};
+pub use api::split_batch_body;
 pub use error::ApiError;
 
 /// What every handler shares.

@@ -6,14 +6,14 @@
 //! re-serialised into the leaf the proof is for.
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::api::make_tlog_proof;
+use super::extract::{JsonQuery, TextPath};
 use super::{ApiError, AppState};
 use crate::entry::{Body, ContentHash, SignedEntry, Timestamp};
 use crate::log::Log;
@@ -91,23 +91,10 @@ fn history(log: &Log, model: &str) -> Result<Vec<Proven>, ApiError> {
         .collect()
 }
 
-/// The model name of a `/v1/models/<m>` path: one path segment, percent-
-/// decoded, so a name holding `/` is sent as `%2F` and routed exactly.
-fn model_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    path.map(|Path(model)| model).map_err(|rejection| {
-        ApiError::new(rejection.status(), "bad_model_path", rejection.body_text())
-    })
-}
-
 /// `GET /v1/models/<m>`: the model's active version and transition history.
-pub async fn model(
-    State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> Response {
-    let model = match model_name(path) {
-        Ok(model) => model,
-        Err(err) => return err.into_response(),
-    };
+/// `<m>` is one path segment, percent-decoded, so a name holding `/` is sent
+/// as `%2F` and routed exactly (see [`bad_model_path`]).
+pub async fn model(State(state): State<AppState>, TextPath(model): TextPath) -> Response {
     blocking(&state, move |log| {
         let transitions = history(log, &model)?;
         let active = transitions.last().and_then(|p| match &p.body {
@@ -126,13 +113,9 @@ pub async fn model(
 /// `GET /v1/models/<m>/active?at=<time>`: the version active at a time.
 pub async fn model_active(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-    Query(q): Query<ActiveQuery>,
+    TextPath(model): TextPath,
+    JsonQuery(q): JsonQuery<ActiveQuery>,
 ) -> Response {
-    let model = match model_name(path) {
-        Ok(model) => model,
-        Err(err) => return err.into_response(),
-    };
     blocking(&state, move |log| active_at(log, &model, q.at.as_deref())).await
 }
 
@@ -188,7 +171,7 @@ fn active_at(log: &Log, model: &str, at: Option<&str>) -> Result<Value, ApiError
 /// decision on it in log order (so evidence can judge a transition by the
 /// decisions made before it), the transitions to or from it, and how many
 /// inferences name it.
-pub async fn version(State(state): State<AppState>, Path(hash): Path<String>) -> Response {
+pub async fn version(State(state): State<AppState>, TextPath(hash): TextPath) -> Response {
     let hash = match ContentHash::parse(&hash) {
         Ok(h) => h,
         Err(_) => {
@@ -249,7 +232,7 @@ pub async fn version(State(state): State<AppState>, Path(hash): Path<String>) ->
 }
 
 /// `GET /v1/inferences/<request-id>`: the inference logged for a request.
-pub async fn inference(State(state): State<AppState>, Path(request_id): Path<String>) -> Response {
+pub async fn inference(State(state): State<AppState>, TextPath(request_id): TextPath) -> Response {
     blocking(&state, move |log| {
         let index = log
             .index

@@ -1,9 +1,10 @@
 //! c2sp.org/tlog-tiles reads: the checkpoint, hash tiles and entry bundles.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
+use super::extract::TextPath;
 use super::{ApiError, AppState};
 use crate::store::TileStore as _;
 use crate::tlog::tile::Tile;
@@ -46,7 +47,7 @@ fn checkpoint_response(note: &[u8]) -> Response {
 }
 
 /// `GET /tile/<L>/<N>[.p/<W>]` and `GET /tile/entries/<N>[.p/<W>]`.
-pub async fn tile(State(state): State<AppState>, Path(rest): Path<String>) -> Response {
+pub async fn tile(State(state): State<AppState>, TextPath(rest): TextPath) -> Response {
     let path = format!("tile/{rest}");
     let tile = match Tile::parse_path(&path) {
         Ok(tile) => tile,
