@@ -56,6 +56,10 @@ pub(super) struct AuditArgs {
     /// directory holding one in `tiles/`).
     #[arg(long)]
     log: String,
+    /// A read token for a private log (sent as `Authorization: Bearer`).
+    #[cfg(feature = "server")]
+    #[arg(long = "token", env = "MODELTRAIL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// The c2sp.org/tlog-policy the checkpoint must satisfy.
     #[arg(long)]
     policy: PathBuf,
@@ -81,7 +85,11 @@ pub(super) struct AuditArgs {
 impl AuditArgs {
     pub(super) fn run(self) -> anyhow::Result<()> {
         let policy = read_policy(&self.policy)?;
-        let (mut source, note) = open_source(&self.log, self.checkpoint.as_deref())?;
+        #[cfg(feature = "server")]
+        let token = self.token.as_deref();
+        #[cfg(not(feature = "server"))]
+        let token = None;
+        let (mut source, note) = open_source(&self.log, token, self.checkpoint.as_deref())?;
         let checkpoint = policy
             .verify_checkpoint(&note)
             .context("the checkpoint does not satisfy the policy")?;
@@ -114,11 +122,12 @@ impl AuditArgs {
 /// The entry-bundle source and the checkpoint note for `--log`.
 fn open_source(
     log: &str,
+    token: Option<&str>,
     checkpoint: Option<&Path>,
 ) -> anyhow::Result<(Box<dyn BundleSource + Send>, Vec<u8>)> {
     let given = checkpoint.map(read_input).transpose()?;
     if log.starts_with("http://") || log.starts_with("https://") {
-        return http_source(log, given);
+        return http_source(log, token, given);
     }
     let mut root = PathBuf::from(log);
     if !root.join("checkpoint").exists() && root.join("tiles").join("checkpoint").exists() {
@@ -142,9 +151,10 @@ fn open_source(
 #[cfg(feature = "server")]
 fn http_source(
     log: &str,
+    token: Option<&str>,
     given: Option<Vec<u8>>,
 ) -> anyhow::Result<(Box<dyn BundleSource + Send>, Vec<u8>)> {
-    let client = super::client::LogClient::new(log)?;
+    let client = super::client::LogClient::new(log, token)?;
     let note = match given {
         Some(note) => note,
         None => client.get("/checkpoint")?,
@@ -155,6 +165,7 @@ fn http_source(
 #[cfg(not(feature = "server"))]
 fn http_source(
     _log: &str,
+    _token: Option<&str>,
     _given: Option<Vec<u8>>,
 ) -> anyhow::Result<(Box<dyn BundleSource + Send>, Vec<u8>)> {
     Err(anyhow::anyhow!(

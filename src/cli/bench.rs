@@ -64,6 +64,9 @@ pub(super) struct BenchArgs {
     /// Base URL of the log, e.g. `http://127.0.0.1:7480`.
     #[arg(long)]
     url: String,
+    /// A read token for a private log (sent as `Authorization: Bearer`).
+    #[arg(long = "token", env = "MODELTRAIL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Private key file of a signer with the `serving` role (signs inference entries).
     #[arg(long, conflicts_with_all = ["admin_key", "raw"])]
     key: Option<PathBuf>,
@@ -151,7 +154,16 @@ impl BenchArgs {
             .map(VerifierKey::parse)
             .transpose()
             .context("--log-vkey")?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = &self.token {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+                    .map_err(|_| anyhow::anyhow!("--token is not a valid header value"))?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(Duration::from_secs(120))
             .pool_max_idle_per_host(self.writers + self.readers + 4)
             .build()

@@ -7,6 +7,8 @@
 //! least `id` and `index`) ([`ClientFlags`]); `entry sign` works offline and
 //! takes only `--key` ([`KeyFlag`]); `status` and `policy show` only read and
 //! take `--log` and `--json` ([`ReadFlags`]). Any other flag is a usage error.
+//! Every command that talks to a log takes `--token` (env `MODELTRAIL_TOKEN`),
+//! a read token for a private log, sent as `Authorization: Bearer`.
 
 use std::path::PathBuf;
 
@@ -32,6 +34,14 @@ pub(super) struct ClientFlags {
     /// The private key file that signs submissions.
     #[arg(long = "key", env = "MODELTRAIL_KEY", global = true)]
     key: Option<PathBuf>,
+    /// A read token for a private log (sent as `Authorization: Bearer`).
+    #[arg(
+        long = "token",
+        env = "MODELTRAIL_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    token: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
     pub(super) json: bool,
@@ -43,7 +53,7 @@ impl ClientFlags {
     }
 
     pub(super) fn client(&self) -> anyhow::Result<LogClient> {
-        LogClient::new(&self.log)
+        LogClient::new(&self.log, self.token.as_deref())
     }
 }
 
@@ -73,6 +83,9 @@ pub(super) struct ReadFlags {
         default_value = "http://127.0.0.1:7480"
     )]
     log: String,
+    /// A read token for a private log (sent as `Authorization: Bearer`).
+    #[arg(long = "token", env = "MODELTRAIL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub(super) json: bool,
@@ -80,7 +93,7 @@ pub(super) struct ReadFlags {
 
 impl ReadFlags {
     pub(super) fn client(&self) -> anyhow::Result<LogClient> {
-        LogClient::new(&self.log)
+        LogClient::new(&self.log, self.token.as_deref())
     }
 }
 
@@ -316,18 +329,42 @@ pub(crate) struct LogClient {
     runtime: tokio::runtime::Runtime,
     http: reqwest::Client,
     base: String,
+    token: Option<String>,
 }
 
 impl LogClient {
-    /// A client of the log at `base` (e.g. `http://127.0.0.1:7480`).
-    pub(crate) fn new(base: &str) -> anyhow::Result<LogClient> {
+    /// A client of the log at `base` (e.g. `http://127.0.0.1:7480`), sending
+    /// `token` (if any) as `Authorization: Bearer` on every request.
+    pub(crate) fn new(base: &str, token: Option<&str>) -> anyhow::Result<LogClient> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token {
+            let token = token.trim();
+            if !crate::log::access::well_formed(token) {
+                bail!(
+                    "--token / MODELTRAIL_TOKEN is not a modeltrail token (mt_ and 43 base64url characters)"
+                );
+            }
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .context("--token")?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         Ok(LogClient {
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .context("building the HTTP client")?,
             base: base.trim_end_matches('/').to_owned(),
+            token: token.map(|t| t.trim().to_owned()),
         })
+    }
+
+    /// Another client of the same log with the same token.
+    pub(crate) fn again(&self) -> anyhow::Result<LogClient> {
+        LogClient::new(&self.base, self.token.as_deref())
     }
 
     /// GETs `path` and returns the body of a 2xx answer.

@@ -107,6 +107,9 @@ pub(super) struct EvidenceArgs {
     /// The log's base URL.
     #[arg(long, env = "MODELTRAIL_LOG", default_value = "http://127.0.0.1:7480")]
     log: String,
+    /// A read token for a private log (sent as `Authorization: Bearer`).
+    #[arg(long = "token", env = "MODELTRAIL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Which version served this request?
     #[arg(long)]
     request_id: Option<String>,
@@ -126,7 +129,7 @@ pub(super) struct EvidenceArgs {
 
 impl EvidenceArgs {
     pub(super) fn run(self) -> anyhow::Result<()> {
-        let client = LogClient::new(&self.log)?;
+        let client = LogClient::new(&self.log, self.token.as_deref())?;
         let query = self.query()?;
         let note = client.get("/checkpoint")?;
         let checkpoint = Checkpoint::from_note(&Note::parse(&note)?)
@@ -312,6 +315,9 @@ pub(super) struct ReviewArgs {
     /// The log's base URL.
     #[arg(long, env = "MODELTRAIL_LOG", default_value = "http://127.0.0.1:7480")]
     log: String,
+    /// A read token for a private log (sent as `Authorization: Bearer`).
+    #[arg(long = "token", env = "MODELTRAIL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// The checkpoint the committee saw last time (a signed note file).
     #[arg(long)]
     since: PathBuf,
@@ -333,14 +339,14 @@ impl ReviewArgs {
         let old = policy
             .verify_checkpoint(&old_note)
             .with_context(|| format!("the saved checkpoint {}", self.since.display()))?;
-        let client = LogClient::new(&self.log)?;
+        let client = LogClient::new(&self.log, self.token.as_deref())?;
         let new_note = client.get("/checkpoint")?;
         let new = policy
             .verify_checkpoint(&new_note)
             .context("the log's current checkpoint does not satisfy the policy")?;
         check_consistent(&client, &old, &new)?;
         let mut review = Review::new(old.clone(), new.clone());
-        for_each_entry(&client, &self.log, &new, old.size, |index, bytes| {
+        for_each_entry(&client, &new, old.size, |index, bytes| {
             review.add(index, parse_full(bytes));
         })?;
         let mut registered = BTreeMap::new();
@@ -405,13 +411,12 @@ fn check_consistent(client: &LogClient, old: &Checkpoint, new: &Checkpoint) -> a
 /// authenticated against the checkpoint's root through the hash tiles.
 fn for_each_entry(
     client: &LogClient,
-    log: &str,
     checkpoint: &Checkpoint,
     from: u64,
     mut f: impl FnMut(u64, &[u8]),
 ) -> anyhow::Result<()> {
     let hashes = TileHashReader::new(checkpoint.size, checkpoint.root, HttpTiles::new(client));
-    let mut source = HttpSource(LogClient::new(log)?);
+    let mut source = HttpSource(client.again()?);
     let width = u64::from(TILE_WIDTH);
     for n in from / width..checkpoint.size.div_ceil(width) {
         let tile = Tile::in_tree(TileKind::Entries, n, checkpoint.size)
@@ -461,8 +466,10 @@ pub(super) fn encode(segment: &str) -> String {
         .collect()
 }
 
-/// Writes `data` to `path` via a temporary file, fsync and rename.
-fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+/// Writes `data` to `path` via a temporary file, fsync, rename and an fsync
+/// of the directory: the project's durable replace (evidence files, the
+/// token file).
+pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
     let name = path
         .file_name()
@@ -473,7 +480,12 @@ fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     file.write_all(data)
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    crate::store::fs::fsync_dir(dir).with_context(|| format!("syncing {}", dir.display()))
 }
 
 /// Reading the log's JSON answers, apart from fetching them, so that the

@@ -18,6 +18,8 @@ mod keys;
 mod proof;
 #[cfg(feature = "server")]
 mod serve;
+#[cfg(feature = "server")]
+mod token;
 
 #[cfg(feature = "server")]
 pub(crate) use keys::write_private_key;
@@ -63,6 +65,9 @@ enum Command {
     /// Initialise a data directory: keys, the initial policy, config.toml.
     #[cfg(feature = "server")]
     Init(serve::InitArgs),
+    /// Create, revoke and list the read tokens of a private log.
+    #[cfg(feature = "server")]
+    Token(token::TokenArgs),
     /// Rebuild the index of a stopped log from its tiles.
     #[cfg(feature = "server")]
     Reindex(serve::ReindexArgs),
@@ -137,6 +142,8 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => args.run(),
         #[cfg(feature = "server")]
         Command::Init(args) => args.run(),
+        #[cfg(feature = "server")]
+        Command::Token(args) => args.run(),
         #[cfg(feature = "server")]
         Command::Reindex(args) => args.run(),
         #[cfg(feature = "server")]
@@ -232,9 +239,10 @@ fn stdin_path() -> PathBuf {
 
 /// The commands only a build with the `server` feature has.
 #[cfg(not(feature = "server"))]
-const SERVER_COMMANDS: [&str; 16] = [
+const SERVER_COMMANDS: [&str; 17] = [
     "serve",
     "init",
+    "token",
     "reindex",
     "policy",
     "entry",

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, anyhow};
 use clap::Args;
 
+use crate::log::access::ReadAccess;
 use crate::log::config::{Config, DataDir};
 
 /// Where a log keeps its state unless told otherwise.
@@ -38,6 +39,11 @@ pub(super) struct InitArgs {
     /// public identity (default: a random `localhost/modeltrail-<hex>`).
     #[arg(long, env = "MODELTRAIL_ORIGIN")]
     origin: Option<String>,
+    /// Who may read the log's content: `public` (anyone) or `token` (a
+    /// bearer token from `modeltrail token create`; checkpoints, hash tiles
+    /// and proofs stay public).
+    #[arg(long, default_value = "public", value_parser = ReadAccess::parse)]
+    read_access: ReadAccess,
 }
 
 #[derive(Args)]
@@ -77,7 +83,7 @@ fn limit_malloc_arenas() {
 
 impl InitArgs {
     pub(super) fn run(self) -> anyhow::Result<()> {
-        initialise(&self.data, self.origin)
+        initialise(&self.data, self.origin, self.read_access)
     }
 }
 
@@ -87,7 +93,7 @@ impl ServeArgs {
         let mut config = match Config::load(&self.data)? {
             Some(config) => config,
             None => {
-                initialise(&self.data, self.origin)?;
+                initialise(&self.data, self.origin, ReadAccess::Public)?;
                 Config::load(&self.data)?.context("config.toml missing right after init")?
             }
         };
@@ -107,6 +113,9 @@ impl ServeArgs {
             .context("starting the async runtime")?;
         runtime.block_on(async move {
             let listen = config.listen;
+            let gate = crate::server::Gate::open(config.access.read, DataDir(&self.data).tokens())
+                .map_err(|e| anyhow!("{e}"))?;
+            let read = config.access.read;
             let data = self.data.clone();
             let opened = tokio::task::spawn_blocking(move || crate::log::open(&data, config))
                 .await
@@ -128,7 +137,10 @@ impl ServeArgs {
                     names.join(", ")
                 );
             }
-            crate::server::serve(listener, opened)
+            if read == ReadAccess::Token {
+                eprintln!("modeltrail: private log: content needs a bearer token");
+            }
+            crate::server::serve(listener, opened, gate)
                 .await
                 .context("serving")
         })
@@ -179,7 +191,7 @@ impl ReindexArgs {
 }
 
 /// Initialises a data directory and tells the operator where the keys are.
-fn initialise(data: &Path, origin: Option<String>) -> anyhow::Result<()> {
+fn initialise(data: &Path, origin: Option<String>, read: ReadAccess) -> anyhow::Result<()> {
     let origin = match origin {
         Some(origin) => origin,
         None => {
@@ -188,7 +200,7 @@ fn initialise(data: &Path, origin: Option<String>) -> anyhow::Result<()> {
             format!("localhost/modeltrail-{}", u32::from_be_bytes(bytes))
         }
     };
-    let done = crate::log::init(data, &origin)?;
+    let done = crate::log::init(data, &origin, read)?;
     let dirs = DataDir(data);
     eprintln!(
         "modeltrail: initialised {} for origin {}",
@@ -206,6 +218,12 @@ fn initialise(data: &Path, origin: Option<String>) -> anyhow::Result<()> {
         dirs.admin_key().display()
     );
     eprintln!("config:     {}", dirs.config().display());
+    if read == ReadAccess::Token {
+        eprintln!(
+            "read access: token (create one with `modeltrail token create --data {} --name NAME`)",
+            data.display()
+        );
+    }
     Ok(())
 }
 

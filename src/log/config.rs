@@ -7,6 +7,7 @@
 //! <data>/keys/admin.key   the initial policy's admin key (mode 0600)
 //! <data>/tiles/           the tlog-tiles tree: the source of truth, servable statically
 //! <data>/index/           the redb index: derived, rebuilt from tiles/ when missing or bad
+//! <data>/tokens           read tokens' SHA-256 hashes (private logs; `modeltrail token`)
 //! ```
 //!
 //! Precedence: command-line flags, then `MODELTRAIL_*` environment variables
@@ -44,6 +45,18 @@ pub struct Config {
     /// The derived index.
     #[serde(default)]
     pub index: IndexConfig,
+    /// Who may read the log's content.
+    #[serde(default)]
+    pub access: AccessConfig,
+}
+
+/// Read access (`[access] read = "public" | "token"`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessConfig {
+    /// `public` (anyone reads) or `token` (content needs a bearer token
+    /// from `<data>/tokens`).
+    pub read: super::access::ReadAccess,
 }
 
 /// The derived index's tuning.
@@ -239,6 +252,7 @@ impl Config {
             time: TimeConfig::default(),
             witness: WitnessConfig::default(),
             index: IndexConfig::default(),
+            access: AccessConfig::default(),
         }
     }
 
@@ -303,6 +317,10 @@ impl DataDir<'_> {
     /// The derived index (a directory: a redb file and the ID maps).
     pub fn index(&self) -> PathBuf {
         self.0.join("index")
+    }
+    /// The read tokens' hashes (`modeltrail token`).
+    pub fn tokens(&self) -> PathBuf {
+        self.0.join("tokens")
     }
 
     /// Takes the data directory's lock: one process (a running log,

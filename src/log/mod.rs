@@ -6,6 +6,7 @@
 //! derived index up to the checkpoint. Work and memory at start-up do not
 //! grow with the log, except for the index catching up on what it missed.
 
+pub mod access;
 pub mod config;
 pub mod metrics;
 pub mod rules;
@@ -213,7 +214,11 @@ pub struct Initialised {
 /// Initialises `data`: keys (mode 0600), the initial policy as leaf 0 and its
 /// checkpoint, then `config.toml` last, so a directory with a config is
 /// always complete.
-pub fn init(data: &Path, origin: &str) -> Result<Initialised, StartError> {
+pub fn init(
+    data: &Path,
+    origin: &str,
+    read: access::ReadAccess,
+) -> Result<Initialised, StartError> {
     let dirs = DataDir(data);
     if dirs.config().exists() {
         return Err(StartError::Other(format!(
@@ -254,7 +259,9 @@ pub fn init(data: &Path, origin: &str) -> Result<Initialised, StartError> {
     store
         .replace_checkpoint(&note.to_bytes())
         .map_err(|e| other("checkpoint")(&e))?;
-    write_synced(&dirs.config(), Config::new(origin).to_toml().as_bytes())?;
+    let mut config = Config::new(origin);
+    config.access.read = read;
+    write_synced(&dirs.config(), config.to_toml().as_bytes())?;
     Ok(Initialised {
         log_vkey: log_key.verifier(),
         admin_vkey: admin_key.verifier(),

@@ -11,6 +11,8 @@
 //!   the policy in force, and the governance queries (models, versions,
 //!   inferences), each answer with its entries' indexes and tlog-proofs.
 //! - `GET /metrics` (Prometheus), `GET /healthz`.
+//! - A private log (`[access] read = "token"`) answers content only to a
+//!   bearer token; hashes, checkpoints and proofs stay public ([`access`]).
 //!
 //! Errors are `{"error":{"code":"…","message":"…"}}` with the status of
 //! their class: 400 bad encoding, 401/403 unknown or unauthorised signer,
@@ -20,6 +22,7 @@
 //! Connections are served by [`crate::front`] (timeouts, connection limit,
 //! shutdown deadline); bodies are limited per route by [`limits`].
 
+mod access;
 mod api;
 mod error;
 mod extract;
@@ -42,6 +45,7 @@ use crate::entry::{Body, SignedEntry};
 use crate::log::Log;
 use crate::log::config::Config;
 use crate::log::sequencer::{Accepted, Submission};
+pub use access::{Gate, RECHECK};
 pub use api::split_batch_body;
 pub use error::ApiError;
 
@@ -54,6 +58,8 @@ pub struct AppState {
     pub queue: mpsc::Sender<Submission>,
     /// Most entries in one `POST /v1/entries`.
     pub max_batch_entries: usize,
+    /// Read access (public, or bearer tokens).
+    pub access: Arc<Gate>,
 }
 
 /// The whole HTTP API.
@@ -84,6 +90,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .method_not_allowed_fallback(api::method_not_allowed)
         // The body limits buffer the body (bounded): axum's own limit is off.
         .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn_with_state(
+            state.access.clone(),
+            access::require,
+        ))
         .layer(middleware::from_fn_with_state(
             limits::BodyLimits {
                 max_batch_bytes: config.http.max_body_bytes,
@@ -165,12 +175,14 @@ fn enqueue(
 pub async fn serve(
     listener: tokio::net::TcpListener,
     opened: crate::log::Opened,
+    access: Gate,
 ) -> std::io::Result<()> {
     let (log, config, queue, sequencer) = crate::log::start_sequencer(opened);
     let state = AppState {
         log: log.clone(),
         queue,
         max_batch_entries: config.http.max_batch_entries,
+        access: Arc::new(access),
     };
     let app = router(state, &config);
     let (stop_witnessing, stop) = tokio::sync::watch::channel(false);
