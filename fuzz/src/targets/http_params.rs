@@ -31,7 +31,7 @@ fn served() -> &'static Served {
     SERVED.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("modeltrail-fuzz-http-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        modeltrail::log::init(&dir, LOG_NAME).expect("init a log");
+        modeltrail::log::init(&dir, LOG_NAME, Default::default()).expect("init a log");
         let config = Config::new(LOG_NAME);
         let opened = modeltrail::log::open(&dir, config.clone()).expect("open the log");
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -44,6 +44,10 @@ fn served() -> &'static Served {
                 log,
                 queue,
                 max_batch_entries: config.http.max_batch_entries,
+                access: std::sync::Arc::new(
+                    modeltrail::server::Gate::open(config.access.read, dir.join("tokens"))
+                        .expect("a public log's gate"),
+                ),
             };
             router(state, &config)
         });

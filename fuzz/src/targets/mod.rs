@@ -20,6 +20,7 @@ pub mod proof_file;
 pub mod tile_path;
 pub mod tlog_policy;
 pub mod tlog_proof;
+pub mod token_file;
 pub mod verify_consistency;
 pub mod verify_inclusion;
 pub mod witness_config;
@@ -52,6 +53,7 @@ pub const ALL: &[(&str, Target)] = &[
     ("tile_path", tile_path::run),
     ("tlog_policy", tlog_policy::run),
     ("tlog_proof", tlog_proof::run),
+    ("token_file", token_file::run),
     ("verify_consistency", verify_consistency::run),
     ("verify_inclusion", verify_inclusion::run),
     ("witness_config", witness_config::run),
