@@ -401,3 +401,63 @@ fn a_bad_token_file_stops_serve_with_its_path() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_witness_cosigns_a_private_log_without_a_token() {
+    use modeltrail::entry::{Kind, PolicyBody, SignedEntry};
+    use modeltrail::tlog::policy::Policy;
+
+    let dir = scratch("witnessed");
+    let data = dir.join("log");
+    let out = common::init(
+        &data,
+        &[
+            "--origin",
+            "private-witnessed.example.test/log",
+            "--read-access",
+            "token",
+        ],
+    );
+    let log_vkey = common::init_vkey(&out, "log vkey:");
+    let admin = common::read_key(&data.join("keys/admin.key"));
+    let mut witness = common::Witness::init(&dir, "w1", &log_vkey);
+    witness.start();
+    let policy_text = common::witness_policy(&log_vkey, &[&witness], 1);
+    let policy = Policy::parse(policy_text.as_bytes()).unwrap();
+    let policy_file = dir.join("witnesses.policy");
+    std::fs::write(&policy_file, &policy_text).unwrap();
+    let server = Server::start_with(&data, &["--witness-policy", policy_file.to_str().unwrap()]);
+    let http = Client::new(&server.base);
+
+    // A write needs no token: the entry's signature authenticates it.
+    let mut body = PolicyBody::initial(&admin.verifier()).unwrap().to_value();
+    body["criteria"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"description": "d", "id": "c1"}));
+    let entry = SignedEntry::sign(Kind::Policy, body, &admin).unwrap();
+    let r = http.add(entry.bytes());
+    assert_eq!((r.status, r.text().trim()), (200, "1"), "{}", r.text());
+
+    // The witness, which holds no token, cosigns; the cosigned checkpoint
+    // is public while the entries stay private.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = http.get("/checkpoint");
+        if r.status == 200
+            && let Ok(cp) = policy.verify_checkpoint(&r.body)
+            && cp.size >= 2
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no witnessed checkpoint of size 2: {} {}\n{}",
+            r.status,
+            r.text(),
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get(&http, "/v1/entries/1", None).0, 401);
+}
