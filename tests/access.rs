@@ -9,9 +9,12 @@
 //!    unknown token are 401 with their codes; the server logs no token;
 //! 3. tokens created and revoked while the server runs take effect within a
 //!    second (polled);
-//! 4. the CLI (`policy show`, `status`, `evidence`) with `--token` and
-//!    `MODELTRAIL_TOKEN`, and its one-line refusal without;
-//! 5. `token list` never prints a token; bad names and revokes fail.
+//! 4. the CLI (`policy show`, `status`, `evidence`, `audit`) with
+//!    `--token` and `MODELTRAIL_TOKEN`, and its one-line refusal without;
+//! 5. `token list` never prints a token; bad names and revokes fail; a
+//!    token file broken while the log runs refuses every token (503);
+//! 6. a public log ignores tokens; a bad token file stops `serve`;
+//! 7. a witness cosigns a private log without a token, and writes need none.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -122,7 +125,6 @@ fn a_private_log_serves_content_only_to_current_tokens() {
             "token",
         ],
     );
-    let _ = stdout;
     let config = std::fs::read_to_string(data.join("config.toml")).unwrap();
     assert!(config.contains("read = \"token\""), "{config}");
     let alice = token_create(&data, "alice");
@@ -282,6 +284,20 @@ fn a_private_log_serves_content_only_to_current_tokens() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(evidence.exists());
+    // `audit` reads the entry bundles: with the token only.
+    let log_vkey = common::init_vkey(&stdout, "log vkey:");
+    let tlog_policy = dir.join("audit.policy");
+    std::fs::write(&tlog_policy, format!("log {log_vkey}\nquorum none\n")).unwrap();
+    let audit = ["audit", "--policy", tlog_policy.to_str().unwrap()];
+    let out = client_cmd(&base, &audit, Some(&alice));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = client_cmd(&base, &audit, None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token_required"));
     let out = client_cmd(&base, &["policy", "show", "--token", "not-a-token"], None);
     assert!(!out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("not-a-token"));
@@ -351,6 +367,19 @@ fn a_private_log_serves_content_only_to_current_tokens() {
             "{args:?}: {stderr}"
         );
     }
+
+    // A token file broken while the log runs refuses every token (fails
+    // closed), and works again once fixed.
+    let good = std::fs::read_to_string(data.join("tokens")).unwrap();
+    std::fs::write(data.join("tokens"), "garbage\n").unwrap();
+    let bob_auth = format!("Bearer {bob}");
+    until_status(&http, "/v1/policy", &bob_auth, 503, Duration::from_secs(1));
+    assert_eq!(
+        get(&http, "/v1/policy", Some(&bob_auth)).1,
+        "tokens_unavailable"
+    );
+    std::fs::write(data.join("tokens"), good).unwrap();
+    until_status(&http, "/v1/policy", &bob_auth, 200, Duration::from_secs(1));
 
     // The server logged no token.
     let logged = server.stderr();
