@@ -9,7 +9,7 @@
 //!    unknown token are 401 with their codes; the server logs no token;
 //! 3. tokens created and revoked while the server runs take effect within a
 //!    second (polled);
-//! 4. the CLI (`policy show`, `status`, `evidence`, `audit`) with
+//! 4. the CLI (`policy show`, `status`, `evidence`, `audit`, `review`) with
 //!    `--token` and `MODELTRAIL_TOKEN`, and its one-line refusal without;
 //! 5. `token list` never prints a token; bad names and revokes fail; a
 //!    token file broken while the log runs refuses every token (503);
@@ -298,6 +298,28 @@ fn a_private_log_serves_content_only_to_current_tokens() {
     let out = client_cmd(&base, &audit, None);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("token_required"));
+    // `review` reads the entries since a saved checkpoint: with the token only.
+    let since = dir.join("since.checkpoint");
+    let (status, _, _) = get(&http, "/checkpoint", None);
+    assert_eq!(status, 200);
+    let note = http.get("/checkpoint").body;
+    std::fs::write(&since, &note).unwrap();
+    let review = [
+        "review",
+        "--since",
+        since.to_str().unwrap(),
+        "--policy",
+        tlog_policy.to_str().unwrap(),
+    ];
+    let out = client_cmd(&base, &review, None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token_required"));
+    let out = client_cmd(&base, &review, Some(&alice));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = client_cmd(&base, &["policy", "show", "--token", "not-a-token"], None);
     assert!(!out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("not-a-token"));

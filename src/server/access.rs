@@ -192,7 +192,7 @@ pub async fn require(
     let Some(value) = request.headers().get(header::AUTHORIZATION) else {
         return unauthorised(
             "token_required",
-            "this log is private: send Authorization: Bearer <token>",
+            "this log is private: send Authorization: Bearer <token> (modeltrail: --token or MODELTRAIL_TOKEN)",
         );
     };
     let token = value
