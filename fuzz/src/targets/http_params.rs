@@ -2,17 +2,20 @@
 //! (`server::router`) over a real log (initialised once per process in a
 //! temporary directory), asked for the fuzzer's request target.
 //!
-//! Input: the first byte picks the method (GET, HEAD, DELETE); the rest is
-//! the request target (path and query), skipped unless it is a valid
-//! origin-form URI. Nothing may panic; no answer is a 5xx; every error
-//! answer is the JSON error shape `{"error":{"code":…,"message":…}}` with
-//! a non-empty code.
+//! Input: the first byte picks the method (GET, HEAD, DELETE: byte % 3)
+//! and the log (public, or the same log private with no tokens: byte / 3
+//! % 2); the rest is the request target (path and query), skipped unless
+//! it is a valid origin-form URI. Nothing may panic; no answer is a 5xx;
+//! every error answer is the JSON error shape
+//! `{"error":{"code":…,"message":…}}` with a non-empty code; the private
+//! log never answers entry content (the initial policy's criterion ID).
 
 use std::sync::OnceLock;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, Uri};
+use modeltrail::log::access::ReadAccess;
 use modeltrail::log::config::Config;
 use modeltrail::server::{AppState, router};
 use serde_json::Value;
@@ -24,7 +27,13 @@ use crate::LOG_NAME;
 struct Served {
     runtime: Runtime,
     router: Router,
+    /// The same log, private (`[access] read = "token"`, no tokens).
+    private: Router,
 }
+
+/// Text only entries carry (a criterion ID of the initial policy): a
+/// private log must never answer it without a token.
+const CONTENT_MARKER: &[u8] = b"evaluation-reviewed";
 
 fn served() -> &'static Served {
     static SERVED: OnceLock<Served> = OnceLock::new();
@@ -38,7 +47,7 @@ fn served() -> &'static Served {
             .enable_all()
             .build()
             .unwrap();
-        let router = runtime.block_on(async {
+        let (router, private) = runtime.block_on(async {
             let (log, config, queue, _sequencer) = modeltrail::log::start_sequencer(opened);
             let state = AppState {
                 log,
@@ -49,9 +58,20 @@ fn served() -> &'static Served {
                         .expect("a public log's gate"),
                 ),
             };
-            router(state, &config)
+            let private = AppState {
+                access: std::sync::Arc::new(
+                    modeltrail::server::Gate::open(ReadAccess::Token, dir.join("tokens"))
+                        .expect("a private log's gate"),
+                ),
+                ..state.clone()
+            };
+            (router(state, &config), router(private, &config))
         });
-        Served { runtime, router }
+        Served {
+            runtime,
+            router,
+            private,
+        }
     })
 }
 
@@ -67,6 +87,7 @@ pub fn run(data: &[u8]) {
         return;
     }
     let method = [Method::GET, Method::HEAD, Method::DELETE][usize::from(pick) % 3].clone();
+    let private = (pick / 3) % 2 == 1;
     let request = Request::builder()
         .method(method.clone())
         .uri(uri.clone())
@@ -74,7 +95,12 @@ pub fn run(data: &[u8]) {
         .unwrap();
     let served = served();
     let (status, body) = served.runtime.block_on(async {
-        let response = served.router.clone().oneshot(request).await.unwrap();
+        let router = if private {
+            &served.private
+        } else {
+            &served.router
+        };
+        let response = router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let body = axum::body::to_bytes(response.into_body(), 1 << 26)
             .await
@@ -82,6 +108,14 @@ pub fn run(data: &[u8]) {
         (status, body)
     });
     assert!(!status.is_server_error(), "{method} {uri}: {status}");
+    if private {
+        assert!(
+            !body
+                .windows(CONTENT_MARKER.len())
+                .any(|w| w == CONTENT_MARKER),
+            "{method} {uri}: a private log answered entry content without a token ({status})"
+        );
+    }
     if status.is_client_error() && method != Method::HEAD {
         let error: Value = serde_json::from_slice(&body)
             .unwrap_or_else(|e| panic!("{method} {uri}: {status} with a non-JSON body: {e}"));
