@@ -122,12 +122,28 @@ pub(super) struct EvidenceArgs {
     /// Where to write the evidence file.
     #[arg(long)]
     out: PathBuf,
+    /// Include the request's openings from this openings directory (with
+    /// --request-id), so `verify --input/--output` can check raw files.
+    #[arg(long, requires = "request_id")]
+    openings: Option<PathBuf>,
 }
 
 impl EvidenceArgs {
     pub(super) fn run(self) -> anyhow::Result<()> {
         let client = LogClient::new(&self.log)?;
         let query = self.query()?;
+        let opening = match (&self.openings, &query) {
+            (Some(dir), Query::Inference(rid)) => {
+                Some(super::openings::read(dir, rid)?.ok_or_else(|| {
+                    anyhow!(
+                        "{} holds no openings for request {:?}",
+                        dir.display(),
+                        rid.as_str()
+                    )
+                })?)
+            }
+            _ => None,
+        };
         let note = client.get("/checkpoint")?;
         let checkpoint = Checkpoint::from_note(&Note::parse(&note)?)
             .context("the log's /checkpoint is not a checkpoint")?;
@@ -142,6 +158,7 @@ impl EvidenceArgs {
             query,
             checkpoint: note,
             items,
+            opening,
         };
         write_atomically(&self.out, &evidence.to_bytes())?;
         println!(
@@ -461,8 +478,9 @@ pub(super) fn encode(segment: &str) -> String {
         .collect()
 }
 
-/// Writes `data` to `path` via a temporary file, fsync and rename.
-fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+/// Writes `data` to `path` durably: a temporary file beside it, fsync,
+/// rename, and an fsync of the directory.
+pub(super) fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
     let name = path
         .file_name()
@@ -473,7 +491,12 @@ fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     file.write_all(data)
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    crate::store::fs::fsync_dir(dir).with_context(|| format!("syncing {}", dir.display()))
 }
 
 /// Reading the log's JSON answers, apart from fetching them, so that the
