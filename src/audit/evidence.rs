@@ -237,8 +237,11 @@ impl Evidence {
                 if !matches!(query, Query::Inference(_)) {
                     return Err(lines.bad("only an inference query carries an opening"));
                 }
-                let record = OpeningsRecord::parse(lines.next("the openings record")?)
-                    .map_err(|_| lines.bad("the opening is not an openings record"))?;
+                let line = lines.next("the openings record")?;
+                let record = OpeningsRecord::parse(line)
+                    .ok()
+                    .filter(|r| r.to_line().as_bytes() == line)
+                    .ok_or_else(|| lines.bad("the opening is not a canonical openings record"))?;
                 opening = Some(record);
                 continue;
             }
