@@ -2111,13 +2111,47 @@ fn hiding_commitments_open_to_a_regulator_offline() {
         }
     }
     let openings = chain.dir.join("modeltrail-openings");
+    // The opening is stored before the entry is submitted: with the log
+    // unreachable the record exists, and the retry commits under it.
+    let unreachable = Command::new(BIN)
+        .args(["inference", "log", "--model", MODEL, "--version", &version])
+        .args(["--request-id", "req-retry", "--input", "in.json"])
+        .args([
+            "--output",
+            "out.json",
+            "--log",
+            "http://127.0.0.1:1",
+            "--key",
+        ])
+        .arg(&chain.serving.file)
+        .env_remove("MODELTRAIL_LOG")
+        .current_dir(&chain.dir)
+        .output()
+        .unwrap();
+    assert_eq!(unreachable.status.code(), Some(1));
+    let stored = std::fs::read_to_string(
+        openings.join(format!("{}.json", blake3::hash(b"req-retry").to_hex())),
+    )
+    .unwrap();
+    let stored: Value = serde_json::from_str(&stored).unwrap();
+    let retried = SignedEntry::parse(&log("req-retry")).unwrap();
+    let opening = modeltrail::entry::Opening::parse(stored["output"].as_str().unwrap()).unwrap();
+    let expected = modeltrail::entry::Commitment::hiding(
+        &opening,
+        modeltrail::entry::Side::Output,
+        &std::fs::read(&output).unwrap(),
+    );
+    assert_eq!(
+        retried.body()["output_commitment"],
+        json!(expected.to_string())
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&openings).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700, "{mode:o}");
     }
-    assert_eq!(std::fs::read_dir(&openings).unwrap().count(), 2);
+    assert_eq!(std::fs::read_dir(&openings).unwrap().count(), 3);
 
     // Evidence with the opening; verify checks the raw files offline.
     let policy = chain.write(
