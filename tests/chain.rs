@@ -2286,6 +2286,34 @@ fn hiding_commitments_open_to_a_regulator_offline() {
         "holds no openings for request \"req-c\"",
     );
 
+    // A batch with --openings elsewhere: the same, from that directory.
+    let line = json!({
+        "model": MODEL, "version": version, "request_id": "req-batch",
+        "input": "in.json", "output": "out.json",
+    })
+    .to_string();
+    chain.write("files.jsonl", line.as_bytes());
+    chain.ok(
+        &[
+            "inference",
+            "log",
+            "--batch",
+            "files.jsonl",
+            "--openings",
+            "elsewhere/openings",
+        ],
+        &chain.serving,
+    );
+    let mut args = vec!["evidence", "--log", &base, "--request-id", "req-batch"];
+    args.extend([
+        "--openings",
+        "elsewhere/openings",
+        "--out",
+        "batch.evidence",
+    ]);
+    assert!(run_in(&chain, &args).status.success());
+    assert!(verify("batch.evidence", &both).status.success());
+
     // A plain commitment given directly is still accepted and verifies by
     // its hash; the audit warns about it without failing.
     let batch = json!({

@@ -285,10 +285,12 @@ struct InferenceLogArgs {
     /// The request's ID.
     #[arg(long, required_unless_present = "batch")]
     request_id: Option<String>,
-    /// The request's input (hashed here; never sent).
+    /// The request's input (committed to here with a hiding commitment;
+    /// never sent).
     #[arg(long, required_unless_present = "batch")]
     input: Option<PathBuf>,
-    /// The response (hashed here; never sent).
+    /// The response (committed to here with a hiding commitment; never
+    /// sent).
     #[arg(long, required_unless_present = "batch")]
     output: Option<PathBuf>,
     /// When it was served (RFC 3339 UTC with milliseconds; default now).
