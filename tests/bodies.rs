@@ -542,8 +542,8 @@ fn hand_built_bodies_sign_and_parse() {
         version_hash: ContentHash::parse(V1).unwrap(),
         request_id: RequestId::parse("req-1").unwrap(),
         served_at: Timestamp::from_unix_millis(1_772_323_200_123).unwrap(),
-        input_commitment: ContentHash::of(b"{\"amount\": 12.5}"),
-        output_commitment: ContentHash::of(b"{\"score\": 0.02}"),
+        input_commitment: ContentHash::of(b"{\"amount\": 12.5}").into(),
+        output_commitment: ContentHash::of(b"{\"score\": 0.02}").into(),
         extensions: None,
     };
     inf.validate().unwrap();

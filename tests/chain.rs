@@ -443,15 +443,13 @@ fn the_whole_chain_end_to_end_and_after_reindex() {
     );
     assert_eq!(inf1["warnings"], json!([]), "{inf1}");
     let inf1_index = inf1["index"].as_u64().unwrap();
+    // Files get hiding commitments (`c1:`), their openings stored locally.
     let logged = SignedEntry::parse(&http.entry(inf1_index)).unwrap();
-    assert_eq!(
-        logged.body()["input_commitment"],
-        json!(ContentHash::of(br#"{"amount": 129.5}"#).to_string())
-    );
-    assert_eq!(
-        logged.body()["output_commitment"],
-        json!(ContentHash::of(br#"{"fraud": false}"#).to_string())
-    );
+    for field in ["input_commitment", "output_commitment"] {
+        let c = logged.body()[field].as_str().unwrap().to_owned();
+        assert!(c.starts_with("c1:"), "{field}: {c}");
+    }
+    assert!(chain.dir.join("modeltrail-openings").is_dir());
     let mut batch = String::new();
     for i in 2..=4 {
         let input = chain.write(&format!("io/in-{i}.json"), format!("in {i}").as_bytes());
@@ -493,10 +491,12 @@ fn the_whole_chain_end_to_end_and_after_reindex() {
         assert!(r["index"].as_u64().unwrap() > inf1_index, "{r}");
     }
     let logged = SignedEntry::parse(&http.entry(results[1]["index"].as_u64().unwrap())).unwrap();
-    assert_eq!(
-        logged.body()["input_commitment"],
-        json!(ContentHash::of(b"in 3").to_string())
-    );
+    let c = logged.body()["input_commitment"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(c.starts_with("c1:"), "{c}");
+    assert_ne!(c, ContentHash::of(b"in 3").to_string());
     assert_eq!(logged.body()["request_id"], json!("req-3"));
     let logged = SignedEntry::parse(&http.entry(results[3]["index"].as_u64().unwrap())).unwrap();
     assert_eq!(logged.body()["served_at"], json!(ts(served_5)));
@@ -2038,4 +2038,315 @@ fn a_query_answer_checks_offline_with_the_cli() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(std::fs::read(&leaf).unwrap(), entry.bytes());
+}
+
+/// Runs the CLI in the chain's directory with no key or log from the
+/// environment.
+fn run_in(chain: &Chain, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("MODELTRAIL_LOG")
+        .env_remove("MODELTRAIL_KEY")
+        .current_dir(&chain.dir)
+        .output()
+        .expect("run the CLI")
+}
+
+/// A failed run: exit 1 and one line on stderr containing `what`.
+fn fails_with(out: &Output, what: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stderr}{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(what), "want {what:?}: {stderr}");
+}
+
+#[test]
+fn hiding_commitments_open_to_a_regulator_offline() {
+    let chain = Chain::new("openings");
+    let version = activate_new(&chain, MODEL, 7);
+    let input = chain.write("in.json", br#"{"customer": "C-1", "amount": 120.5}"#);
+    let output = chain.write("out.json", br#"{"fraud": false}"#);
+    let log = |rid: &str| {
+        let r = chain.ok(
+            &[
+                "inference",
+                "log",
+                "--model",
+                MODEL,
+                "--version",
+                &version,
+                "--request-id",
+                rid,
+                "--input",
+                "in.json",
+                "--output",
+                "out.json",
+            ],
+            &chain.serving,
+        );
+        chain.http.entry(r["index"].as_u64().unwrap())
+    };
+    let (a, b) = (log("req-a"), log("req-b"));
+    let (ea, eb) = (
+        SignedEntry::parse(&a).unwrap(),
+        SignedEntry::parse(&b).unwrap(),
+    );
+    // Identical outputs, unrelated commitments; the plain BLAKE3 of the
+    // bytes appears nowhere in either entry.
+    for field in ["input_commitment", "output_commitment"] {
+        let (ca, cb) = (&ea.body()[field], &eb.body()[field]);
+        assert_ne!(ca, cb, "{field}");
+        assert!(ca.as_str().unwrap().starts_with("c1:"), "{ca}");
+    }
+    for raw in [&input, &output] {
+        let plain = ContentHash::of(&std::fs::read(raw).unwrap()).to_string();
+        for leaf in [&a, &b] {
+            let leaf = String::from_utf8_lossy(leaf);
+            assert!(!leaf.contains(&plain[3..]), "plain hash in {leaf}");
+        }
+    }
+    let openings = chain.dir.join("modeltrail-openings");
+    // The opening is stored before the entry is submitted: with the log
+    // unreachable the record exists, and the retry commits under it.
+    let unreachable = Command::new(BIN)
+        .args(["inference", "log", "--model", MODEL, "--version", &version])
+        .args(["--request-id", "req-retry", "--input", "in.json"])
+        .args([
+            "--output",
+            "out.json",
+            "--log",
+            "http://127.0.0.1:1",
+            "--key",
+        ])
+        .arg(&chain.serving.file)
+        .env_remove("MODELTRAIL_LOG")
+        .current_dir(&chain.dir)
+        .output()
+        .unwrap();
+    assert_eq!(unreachable.status.code(), Some(1));
+    let stored = std::fs::read_to_string(
+        openings.join(format!("{}.json", blake3::hash(b"req-retry").to_hex())),
+    )
+    .unwrap();
+    let stored: Value = serde_json::from_str(&stored).unwrap();
+    let retried = SignedEntry::parse(&log("req-retry")).unwrap();
+    let opening = modeltrail::entry::Opening::parse(stored["output"].as_str().unwrap()).unwrap();
+    let expected = modeltrail::entry::Commitment::hiding(
+        &opening,
+        modeltrail::entry::Side::Output,
+        &std::fs::read(&output).unwrap(),
+    );
+    assert_eq!(
+        retried.body()["output_commitment"],
+        json!(expected.to_string())
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&openings).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    }
+    assert_eq!(std::fs::read_dir(&openings).unwrap().count(), 3);
+
+    // Evidence with the opening; verify checks the raw files offline.
+    let policy = chain.write(
+        "log.policy",
+        format!("log {}\nquorum none\n", chain.log_vkey).as_bytes(),
+    );
+    let base = chain.server.base.clone();
+    let evidence = |rid: &str, out: &str, with_openings: bool| {
+        let mut args = vec![
+            "evidence",
+            "--log",
+            &base,
+            "--request-id",
+            rid,
+            "--out",
+            out,
+        ];
+        if with_openings {
+            args.extend(["--openings", "modeltrail-openings"]);
+        }
+        let run = run_in(&chain, &args);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        std::fs::read_to_string(chain.dir.join(out)).unwrap()
+    };
+    let text = evidence("req-a", "a.evidence", true);
+    assert!(
+        text.contains("\nopening\n{\"v\":1,\"request_id\":\"req-a\""),
+        "{text}"
+    );
+    let verify = |file: &str, extra: &[&str]| {
+        let mut args = vec!["verify", file, "--policy", Chain::path_str(&policy)];
+        args.extend_from_slice(extra);
+        run_in(&chain, &args)
+    };
+    let both = ["--input", "in.json", "--output", "out.json"];
+    let ok = verify("a.evidence", &both);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.contains("The input in.json matches the inference's input commitment.")
+            && stdout.contains("The output out.json matches the inference's output commitment."),
+        "{stdout}"
+    );
+
+    // One flipped byte of a raw file fails, naming it.
+    let mut flipped = std::fs::read(&output).unwrap();
+    flipped[3] ^= 1;
+    chain.write("out-flipped.json", &flipped);
+    fails_with(
+        &verify("a.evidence", &["--output", "out-flipped.json"]),
+        "--output out-flipped.json: does not match the inference's output commitment",
+    );
+    // Input and output swapped: the role is part of the commitment.
+    fails_with(
+        &verify("a.evidence", &["--input", "out.json"]),
+        "--input out.json: does not match",
+    );
+    // One flipped byte of an opening fails.
+    let record = text.lines().last().unwrap().to_owned();
+    let record_json: Value = serde_json::from_str(&record).unwrap();
+    let opening = record_json["output"].as_str().unwrap();
+    let flip = if opening.starts_with('0') { "1" } else { "0" };
+    let tampered = text.replace(opening, &format!("{flip}{}", &opening[1..]));
+    chain.write("tampered.evidence", tampered.as_bytes());
+    fails_with(
+        &verify("tampered.evidence", &["--output", "out.json"]),
+        "--output out.json: does not match",
+    );
+    // Evidence without openings is as before and cannot open.
+    let plain_text = evidence("req-a", "no-openings.evidence", false);
+    assert!(!plain_text.contains("\nopening\n"), "{plain_text}");
+    assert!(verify("no-openings.evidence", &[]).status.success());
+    fails_with(
+        &verify("no-openings.evidence", &["--input", "in.json"]),
+        "the evidence file has no opening",
+    );
+    // An opening for another request is refused: in the evidence…
+    let b_text = evidence("req-b", "b.evidence", true);
+    let b_record = b_text.lines().last().unwrap();
+    chain.write(
+        "swapped.evidence",
+        text.replace(&record, b_record).as_bytes(),
+    );
+    fails_with(
+        &verify("swapped.evidence", &["--output", "out.json"]),
+        "the evidence's opening is for request \"req-b\", not \"req-a\"",
+    );
+    // …and in the openings directory.
+    let file_of =
+        |rid: &str| openings.join(format!("{}.json", blake3::hash(rid.as_bytes()).to_hex()));
+    std::fs::copy(file_of("req-b"), file_of("req-a")).unwrap();
+    fails_with(
+        &run_in(
+            &chain,
+            &[
+                "evidence",
+                "--log",
+                &base,
+                "--request-id",
+                "req-a",
+                "--openings",
+                "modeltrail-openings",
+                "--out",
+                "x.evidence",
+            ],
+        ),
+        "holds the openings of request \"req-b\", not \"req-a\"",
+    );
+    fails_with(
+        &run_in(
+            &chain,
+            &[
+                "evidence",
+                "--log",
+                &base,
+                "--request-id",
+                "req-c",
+                "--openings",
+                "modeltrail-openings",
+                "--out",
+                "x.evidence",
+            ],
+        ),
+        "holds no openings for request \"req-c\"",
+    );
+
+    // A batch with --openings elsewhere: the same, from that directory.
+    let line = json!({
+        "model": MODEL, "version": version, "request_id": "req-batch",
+        "input": "in.json", "output": "out.json",
+    })
+    .to_string();
+    chain.write("files.jsonl", line.as_bytes());
+    chain.ok(
+        &[
+            "inference",
+            "log",
+            "--batch",
+            "files.jsonl",
+            "--openings",
+            "elsewhere/openings",
+        ],
+        &chain.serving,
+    );
+    let mut args = vec!["evidence", "--log", &base, "--request-id", "req-batch"];
+    args.extend([
+        "--openings",
+        "elsewhere/openings",
+        "--out",
+        "batch.evidence",
+    ]);
+    assert!(run_in(&chain, &args).status.success());
+    assert!(verify("batch.evidence", &both).status.success());
+
+    // A plain commitment given directly is still accepted and verifies by
+    // its hash; the audit warns about it without failing.
+    let batch = json!({
+        "model": MODEL, "version": version, "request_id": "req-plain",
+        "input_commitment": ContentHash::of(&std::fs::read(&input).unwrap()).to_string(),
+        "output_commitment": ContentHash::of(&std::fs::read(&output).unwrap()).to_string(),
+    })
+    .to_string();
+    chain.write("plain.jsonl", batch.as_bytes());
+    chain.ok(
+        &["inference", "log", "--batch", "plain.jsonl"],
+        &chain.serving,
+    );
+    evidence("req-plain", "plain.evidence", false);
+    assert!(verify("plain.evidence", &both).status.success());
+    let audit = run_in(
+        &chain,
+        &[
+            "audit",
+            "--log",
+            &base,
+            "--policy",
+            Chain::path_str(&policy),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        audit.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    assert!(
+        stdout.contains("Warning: 1 inference(s) carry plain b3: commitments"),
+        "{stdout}"
+    );
 }

@@ -16,7 +16,14 @@
 //!
 //! entry <index> <role>
 //! ...
+//!
+//! opening
+//! <the request's openings record: one line of JSON; only for query inference>
 //! ```
+//!
+//! The `opening` block is optional (`modeltrail evidence --openings`), at
+//! most one, and follows the last entry; evidence without it is exactly as
+//! before.
 //!
 //! Roles say what part of the answer an entry is: `inference`, `version`,
 //! `card`, `approval`, `transition` (the transition in effect, or for a
@@ -30,7 +37,7 @@
 
 use std::fmt;
 
-use crate::entry::{ContentHash, RequestId, Timestamp};
+use crate::entry::{ContentHash, OpeningsRecord, RequestId, Timestamp};
 use crate::tlog::tlog_proof::parse_decimal;
 
 /// The first line of every evidence file.
@@ -138,6 +145,8 @@ pub struct Evidence {
     pub checkpoint: Vec<u8>,
     /// The entries, in file order.
     pub items: Vec<Item>,
+    /// The openings of the queried request's commitments, if included.
+    pub opening: Option<OpeningsRecord>,
 }
 
 /// Why a file is not well-formed evidence.
@@ -184,6 +193,11 @@ impl Evidence {
             out.push(b'\n');
             push_block(&mut out, "tlog-proof", &item.proof);
         }
+        if let Some(record) = &self.opening {
+            out.extend_from_slice(b"\nopening\n");
+            out.extend_from_slice(record.to_line().as_bytes());
+            out.push(b'\n');
+        }
         out
     }
 
@@ -207,17 +221,32 @@ impl Evidence {
         })?;
         let checkpoint = lines.block("checkpoint")?;
         let mut items = Vec::new();
+        let mut opening = None;
         while !lines.rest.is_empty() {
+            if opening.is_some() {
+                return Err(lines.bad("nothing may follow the opening"));
+            }
             if items.len() == MAX_ITEMS {
                 return Err(EvidenceParseError::TooManyItems);
             }
             if !lines.next("an empty line before an entry")?.is_empty() {
                 return Err(lines.bad("want an empty line before each entry"));
             }
-            let (index, role) = lines
-                .next("an entry line")
-                .map(parse_entry_line)?
-                .ok_or_else(|| lines.bad("want: entry <index> <role>"))?;
+            let line = lines.next("an entry line")?;
+            if line == b"opening" {
+                if !matches!(query, Query::Inference(_)) {
+                    return Err(lines.bad("only an inference query carries an opening"));
+                }
+                let line = lines.next("the openings record")?;
+                let record = OpeningsRecord::parse(line)
+                    .ok()
+                    .filter(|r| r.to_line().as_bytes() == line)
+                    .ok_or_else(|| lines.bad("the opening is not a canonical openings record"))?;
+                opening = Some(record);
+                continue;
+            }
+            let (index, role) = parse_entry_line(line)
+                .ok_or_else(|| lines.bad("want: entry <index> <role> (or: opening)"))?;
             let entry = lines.next("the entry's JSON line")?.to_vec();
             if entry.is_empty() {
                 return Err(lines.bad("the entry line is empty"));
@@ -234,6 +263,7 @@ impl Evidence {
             query,
             checkpoint,
             items,
+            opening,
         })
     }
 }
@@ -345,7 +375,32 @@ mod tests {
                     proof: b"p\n".to_vec(),
                 },
             ],
+            opening: None,
         }
+    }
+
+    #[test]
+    fn an_opening_round_trips_only_after_an_inference_query() {
+        let mut e = sample();
+        e.query = Query::Inference(RequestId::parse("req-1").unwrap());
+        e.opening = Some(OpeningsRecord {
+            request_id: RequestId::parse("req-1").unwrap(),
+            input: crate::entry::Opening([7; 32]),
+            output: crate::entry::Opening([8; 32]),
+        });
+        let bytes = e.to_bytes();
+        assert_eq!(Evidence::parse(&bytes).unwrap(), e);
+        let text = String::from_utf8(bytes).unwrap();
+        let extra = format!(
+            "{text}\nopening\n{}\n",
+            e.opening.as_ref().unwrap().to_line()
+        );
+        assert!(Evidence::parse(extra.as_bytes()).is_err());
+        let broken = text.replace(&"07".repeat(32), &"07".repeat(31));
+        assert!(Evidence::parse(broken.as_bytes()).is_err());
+        let mut m = e.clone();
+        m.query = sample().query;
+        assert!(Evidence::parse(&m.to_bytes()).is_err());
     }
 
     #[test]
@@ -395,7 +450,7 @@ mod tests {
                 good.replacen("entry 2 transition", "entry 2 transitions", 1),
                 EvidenceParseError::Line {
                     line: 10,
-                    want: "want: entry <index> <role>",
+                    want: "want: entry <index> <role> (or: opening)",
                 },
             ),
             (

@@ -74,6 +74,18 @@ pub struct Replay {
     /// vkey costs a curve-point decompression.
     keys: HashMap<String, VerifierKey>,
     counts: BTreeMap<&'static str, u64>,
+    plain: PlainCommitments,
+}
+
+/// Inferences whose commitments are plain `b3:` hashes, not hiding: a
+/// notice, not a chain break (they were valid when logged), but anyone who
+/// can read the log can confirm a guess of their input or output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PlainCommitments {
+    /// How many inferences have at least one plain commitment.
+    pub count: u64,
+    /// The first one's leaf index.
+    pub first: Option<u64>,
 }
 
 impl Replay {
@@ -90,6 +102,11 @@ impl Replay {
     /// Entries replayed, per kind (`invalid` for entries that did not parse).
     pub fn counts(&self) -> &BTreeMap<&'static str, u64> {
         &self.counts
+    }
+
+    /// The inferences replayed with plain (non-hiding) commitments.
+    pub fn plain_commitments(&self) -> PlainCommitments {
+        self.plain
     }
 
     /// Replays the entry at `index` (or the reason it is not a valid entry),
@@ -211,6 +228,12 @@ impl Replay {
                 );
             }
             Body::Inference(inference) => {
+                if !inference.input_commitment.is_hiding()
+                    || !inference.output_commitment.is_hiding()
+                {
+                    self.plain.count += 1;
+                    self.plain.first.get_or_insert(index);
+                }
                 let version_model = self
                     .versions
                     .get(&inference.version_hash)

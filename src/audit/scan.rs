@@ -23,7 +23,7 @@ use std::sync::RwLock;
 
 use rayon::prelude::*;
 
-use super::replay::{Finding, Parsed, Replay};
+use super::replay::{Finding, Parsed, PlainCommitments, Replay};
 use crate::entry::{ArtefactId, Body, EntryEnvelope, EntryError, Inference, Kind};
 use crate::tlog::Hash;
 use crate::tlog::checkpoint::Checkpoint;
@@ -71,6 +71,9 @@ pub struct Report {
     pub findings_total: u64,
     /// The first `max_findings` findings, in log order.
     pub findings: Vec<Finding>,
+    /// Inferences with plain (non-hiding) commitments: reported, not a
+    /// finding (the chain is not broken by them).
+    pub plain_commitments: PlainCommitments,
 }
 
 impl Report {
@@ -257,6 +260,7 @@ impl Fold {
             finding_counts: self.counts,
             findings_total: self.total,
             findings: self.listed,
+            plain_commitments: self.replay.plain_commitments(),
         })
     }
 }

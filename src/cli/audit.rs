@@ -4,14 +4,15 @@
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use anyhow::{Context as _, anyhow, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{read_input, read_input_limited};
-use crate::audit::evidence::{Evidence, MAX_EVIDENCE_BYTES};
+use crate::audit::evidence::{Evidence, MAX_EVIDENCE_BYTES, Query, Role};
 use crate::audit::scan::{self, AuditOptions, BundleSource, Report};
 use crate::audit::verify::verify;
+use crate::entry::{Body, Side, SignedEntry};
 use crate::tlog::policy::{MAX_POLICY_BYTES, Policy};
 use crate::tlog::tile::Tile;
 
@@ -29,6 +30,13 @@ pub(super) struct VerifyArgs {
     /// The c2sp.org/tlog-policy naming the log's key and the witnesses you trust.
     #[arg(long)]
     policy: PathBuf,
+    /// Check this raw request input against the inference's input
+    /// commitment, using the opening in the evidence.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Check this raw response against the inference's output commitment.
+    #[arg(long)]
+    output: Option<PathBuf>,
 }
 
 impl VerifyArgs {
@@ -45,8 +53,59 @@ impl VerifyArgs {
             answer.checkpoint.root.to_base64()
         );
         print!("{}", answer.text);
+        for (side, path) in [(Side::Input, &self.input), (Side::Output, &self.output)] {
+            if let Some(path) = path {
+                let bytes = read_input(path)?;
+                open_commitment(&evidence, side, &bytes)
+                    .with_context(|| format!("--{side} {}", path.display()))?;
+                println!(
+                    "The {side} {} matches the inference's {side} commitment.",
+                    path.display()
+                );
+            }
+        }
         Ok(())
     }
+}
+
+/// Checks `bytes` against the verified evidence's inference commitment on
+/// `side`, with the evidence's opening for a hiding commitment.
+fn open_commitment(evidence: &Evidence, side: Side, bytes: &[u8]) -> anyhow::Result<()> {
+    let Query::Inference(rid) = &evidence.query else {
+        bail!("the evidence does not answer an inference query, so it has no commitments");
+    };
+    let item = evidence
+        .items
+        .iter()
+        .find(|i| i.role == Role::Inference)
+        .ok_or_else(|| anyhow!("the evidence holds no inference"))?;
+    let Body::Inference(inference) = SignedEntry::parse(&item.entry)?.typed_body()? else {
+        bail!("the evidence's inference entry is not an inference");
+    };
+    let commitment = match side {
+        Side::Input => inference.input_commitment,
+        Side::Output => inference.output_commitment,
+    };
+    let opening = match (&evidence.opening, commitment.is_hiding()) {
+        (_, false) => None,
+        (None, true) => {
+            bail!("the evidence file has no opening (make it with evidence --openings)")
+        }
+        (Some(record), true) => {
+            if record.request_id != *rid || record.request_id != inference.request_id {
+                bail!(
+                    "the evidence's opening is for request {:?}, not {:?}",
+                    record.request_id.as_str(),
+                    inference.request_id.as_str()
+                );
+            }
+            Some(record.opening(side))
+        }
+    };
+    if !commitment.opens(opening, side, bytes) {
+        bail!("does not match the inference's {side} commitment {commitment}");
+    }
+    Ok(())
 }
 
 /// `modeltrail audit --log <url-or-dir> --policy <file>`.
@@ -222,6 +281,13 @@ fn print_summary(report: &Report) {
             "governance entries only; inferences read without signature and encoding checks (--fast)"
         }
     );
+    let plain = report.plain_commitments;
+    if let Some(first) = plain.first {
+        println!(
+            "Warning: {} inference(s) carry plain b3: commitments, not hiding ones (first at entry {first}): anyone who can read the log can confirm a guess of their input or output.",
+            plain.count
+        );
+    }
     if report.clean() {
         println!("The chain is unbroken.");
         return;

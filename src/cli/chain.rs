@@ -18,10 +18,11 @@ use serde_json::{Map, Value, json};
 
 use super::client::{ClientFlags, LogClient, ReadFlags};
 use super::hash::hash_weights;
+use super::openings;
 use super::{parse_json, read_input};
 use crate::entry::{
-    Approval, ArtefactId, ContentHash, CriterionResult, Decision, Inference, Kind, ModelCard,
-    ModelName, ModelVersion, RequestId, SignedEntry, Timestamp, Transition,
+    Approval, ArtefactId, Commitment, ContentHash, CriterionResult, Decision, Inference, Kind,
+    ModelCard, ModelName, ModelVersion, RequestId, Side, SignedEntry, Timestamp, Transition,
 };
 
 /// `modeltrail card submit <card.json>`.
@@ -284,10 +285,12 @@ struct InferenceLogArgs {
     /// The request's ID.
     #[arg(long, required_unless_present = "batch")]
     request_id: Option<String>,
-    /// The request's input (hashed here; never sent).
+    /// The request's input (committed to here with a hiding commitment;
+    /// never sent).
     #[arg(long, required_unless_present = "batch")]
     input: Option<PathBuf>,
-    /// The response (hashed here; never sent).
+    /// The response (committed to here with a hiding commitment; never
+    /// sent).
     #[arg(long, required_unless_present = "batch")]
     output: Option<PathBuf>,
     /// When it was served (RFC 3339 UTC with milliseconds; default now).
@@ -298,6 +301,10 @@ struct InferenceLogArgs {
     /// `output` file paths, or `input_commitment`/`output_commitment` hashes.
     #[arg(long, conflicts_with_all = ["model", "version", "request_id", "input", "output"])]
     batch: Option<PathBuf>,
+    /// Where the openings of the hiding commitments go (one record per
+    /// request ID, written before the entry is submitted; created mode 0700).
+    #[arg(long, default_value = openings::DEFAULT_DIR)]
+    openings: PathBuf,
 }
 
 impl InferenceArgs {
@@ -310,13 +317,19 @@ impl InferenceArgs {
                 Some(t) => Timestamp::parse(t)?,
                 None => now(),
             };
+            let model = ModelName::parse(a.model.as_deref().unwrap_or_default())?;
+            let version_hash = ContentHash::parse(a.version.as_deref().unwrap_or_default())?;
+            let request_id = RequestId::parse(a.request_id.as_deref().unwrap_or_default())?;
+            let input = read_input(a.input.as_deref().expect("required by clap"))?;
+            let output = read_input(a.output.as_deref().expect("required by clap"))?;
+            let record = openings::openings_for(&a.openings, &request_id)?;
             let body = Inference {
-                model: ModelName::parse(a.model.as_deref().unwrap_or_default())?,
-                version_hash: ContentHash::parse(a.version.as_deref().unwrap_or_default())?,
-                request_id: RequestId::parse(a.request_id.as_deref().unwrap_or_default())?,
+                model,
+                version_hash,
+                request_id,
                 served_at,
-                input_commitment: commitment(a.input.as_deref().expect("required by clap"))?,
-                output_commitment: commitment(a.output.as_deref().expect("required by clap"))?,
+                input_commitment: Commitment::hiding(&record.input, Side::Input, &input),
+                output_commitment: Commitment::hiding(&record.output, Side::Output, &output),
                 extensions: None,
             };
             let entry = SignedEntry::sign(Kind::Inference, body.to_value(), &key)?;
@@ -330,8 +343,8 @@ impl InferenceArgs {
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
         {
-            let body =
-                batch_line(line).with_context(|| format!("{} line {}", batch.display(), n + 1))?;
+            let body = batch_line(line, &a.openings)
+                .with_context(|| format!("{} line {}", batch.display(), n + 1))?;
             entries.push(SignedEntry::sign(Kind::Inference, body.to_value(), &key)?);
         }
         let results = client.submit_batch(&entries)?;
@@ -340,20 +353,37 @@ impl InferenceArgs {
 }
 
 /// One line of an inference batch file.
-fn batch_line(line: &str) -> anyhow::Result<Inference> {
+/// Files are committed to with hiding commitments whose openings go to
+/// `openings` (durably, before anything is submitted); commitments given
+/// as such are taken as they are.
+fn batch_line(line: &str, openings: &Path) -> anyhow::Result<Inference> {
     let v = parse_json(line.as_bytes())?;
     let text = |field: &str| {
         v[field]
             .as_str()
             .ok_or_else(|| anyhow!("missing {field:?}"))
     };
-    let hash_or_file = |commitment: &str, file: &str| -> anyhow::Result<ContentHash> {
+    let request_id = RequestId::parse(text("request_id")?)?;
+    let mut record = None;
+    let mut hash_or_file = |commitment: &str, side: Side| -> anyhow::Result<Commitment> {
+        let file = side.as_str();
         match (v[commitment].as_str(), v[file].as_str()) {
-            (Some(h), _) => Ok(ContentHash::parse(h)?),
-            (None, Some(path)) => commitment_of(Path::new(path)),
-            (None, None) => bail!("needs {file:?} (a file) or {commitment:?} (a b3: hash)"),
+            (Some(h), _) => Ok(Commitment::parse(h)?),
+            (None, Some(path)) => {
+                let bytes = read_input(Path::new(path))?;
+                let record = match &record {
+                    Some(r) => r,
+                    None => record.insert(openings::openings_for(openings, &request_id)?),
+                };
+                Ok(Commitment::hiding(record.opening(side), side, &bytes))
+            }
+            (None, None) => {
+                bail!("needs {file:?} (a file) or {commitment:?} (a c1: or b3: commitment)")
+            }
         }
     };
+    let input_commitment = hash_or_file("input_commitment", Side::Input)?;
+    let output_commitment = hash_or_file("output_commitment", Side::Output)?;
     let served_at = match v["served_at"].as_str() {
         Some(t) => Timestamp::parse(t)?,
         None => now(),
@@ -361,23 +391,14 @@ fn batch_line(line: &str) -> anyhow::Result<Inference> {
     let body = Inference {
         model: ModelName::parse(text("model")?)?,
         version_hash: ContentHash::parse(text("version").or_else(|_| text("version_hash"))?)?,
-        request_id: RequestId::parse(text("request_id")?)?,
+        request_id,
         served_at,
-        input_commitment: hash_or_file("input_commitment", "input")?,
-        output_commitment: hash_or_file("output_commitment", "output")?,
+        input_commitment,
+        output_commitment,
         extensions: None,
     };
     body.validate()?;
     Ok(body)
-}
-
-fn commitment(path: &Path) -> anyhow::Result<ContentHash> {
-    commitment_of(path)
-}
-
-/// BLAKE3 of a file's contents (`-` for standard input).
-fn commitment_of(path: &Path) -> anyhow::Result<ContentHash> {
-    Ok(ContentHash::of(&read_input(path)?))
 }
 
 fn print_results(flags: &ClientFlags, results: &[Value]) -> anyhow::Result<()> {

@@ -125,12 +125,28 @@ pub(super) struct EvidenceArgs {
     /// Where to write the evidence file.
     #[arg(long)]
     out: PathBuf,
+    /// Include the request's openings from this openings directory (with
+    /// --request-id), so `verify --input/--output` can check raw files.
+    #[arg(long, requires = "request_id")]
+    openings: Option<PathBuf>,
 }
 
 impl EvidenceArgs {
     pub(super) fn run(self) -> anyhow::Result<()> {
         let client = LogClient::new(&self.log, self.token.as_deref())?;
         let query = self.query()?;
+        let opening = match (&self.openings, &query) {
+            (Some(dir), Query::Inference(rid)) => {
+                Some(super::openings::read(dir, rid)?.ok_or_else(|| {
+                    anyhow!(
+                        "{} holds no openings for request {:?}",
+                        dir.display(),
+                        rid.as_str()
+                    )
+                })?)
+            }
+            _ => None,
+        };
         let note = client.get("/checkpoint")?;
         let checkpoint = Checkpoint::from_note(&Note::parse(&note)?)
             .context("the log's /checkpoint is not a checkpoint")?;
@@ -145,6 +161,7 @@ impl EvidenceArgs {
             query,
             checkpoint: note,
             items,
+            opening,
         };
         write_atomically(&self.out, &evidence.to_bytes())?;
         println!(
@@ -467,9 +484,9 @@ pub(super) fn encode(segment: &str) -> String {
 }
 
 /// Writes `data` to `path` via a temporary file, fsync, rename and an fsync
-/// of the directory: the project's durable replace (evidence files, the
-/// token file).
-pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+/// of the directory: the project's durable replace (evidence files,
+/// openings, the token file).
+pub(super) fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
     let name = path
         .file_name()

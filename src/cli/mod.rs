@@ -15,6 +15,7 @@ mod client;
 mod fetch;
 mod hash;
 mod keys;
+mod openings;
 mod proof;
 #[cfg(feature = "server")]
 mod serve;

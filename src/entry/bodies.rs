@@ -56,6 +56,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Number, Value};
 
 use super::canonical::parse_strict;
+use super::commitment::Commitment;
 use super::policy::PolicyBody;
 use super::{ArtefactId, EntryError, Kind};
 
@@ -649,10 +650,11 @@ pub struct Inference {
     pub request_id: RequestId,
     /// When the request was served (UTC, ms).
     pub served_at: Timestamp,
-    /// BLAKE3 of the request input.
-    pub input_commitment: ContentHash,
-    /// BLAKE3 of the response output.
-    pub output_commitment: ContentHash,
+    /// Commitment to the request input: hiding (`c1:`, see
+    /// [`super::commitment`]) or, as logged before, plain BLAKE3 (`b3:`).
+    pub input_commitment: Commitment,
+    /// Commitment to the response output (as `input_commitment`).
+    pub output_commitment: Commitment,
     /// Free-form additions.
     #[serde(
         default,

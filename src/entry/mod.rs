@@ -21,6 +21,7 @@
 pub mod bodies;
 pub mod canonical;
 pub mod chain;
+pub mod commitment;
 mod envelope;
 pub mod identifier;
 pub mod policy;
@@ -33,6 +34,7 @@ pub use bodies::{
     GitSha, Inference, ModelCard, ModelName, ModelVersion, RegistryRef, RequestId, Timestamp,
     Transition,
 };
+pub use commitment::{Commitment, Opening, OpeningsRecord, Side};
 pub use envelope::{ENTRY_CONTEXT, EntryEnvelope, MAX_ENTRY_SIZE, SignedEntry};
 pub use policy::{Criterion, PolicyBody, PolicyError, PolicySigner, Role};
 

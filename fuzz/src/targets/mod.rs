@@ -16,6 +16,7 @@ pub mod idmap;
 pub mod keys;
 pub mod log_config;
 pub mod note;
+pub mod openings_record;
 pub mod proof_file;
 pub mod tile_path;
 pub mod tlog_policy;
@@ -49,6 +50,7 @@ pub const ALL: &[(&str, Target)] = &[
     ("keys", keys::run),
     ("log_config", log_config::run),
     ("note", note::run),
+    ("openings_record", openings_record::run),
     ("proof_file", proof_file::run),
     ("tile_path", tile_path::run),
     ("tlog_policy", tlog_policy::run),
