@@ -15,6 +15,7 @@ mod client;
 mod fetch;
 mod hash;
 mod keys;
+#[cfg(feature = "server")]
 mod openings;
 mod proof;
 #[cfg(feature = "server")]
