@@ -31,18 +31,6 @@ fn policy_entry(client: &Client, dir: &Path, id: &str) -> Vec<u8> {
         .to_vec()
 }
 
-fn batch(entries: &[&[u8]]) -> Vec<u8> {
-    let mut body = b"[".to_vec();
-    for (i, e) in entries.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(e);
-    }
-    body.push(b']');
-    body
-}
-
 #[test]
 fn a_storage_failure_is_reported_until_storage_works_again() {
     let dir = scratch("storage_failure");
@@ -72,7 +60,11 @@ fn a_storage_failure_is_reported_until_storage_works_again() {
     assert!(body["since"].as_str().unwrap().ends_with('Z'), "{body}");
 
     // A batch of which every entry failed for storage: 503, not 200.
-    let answer = client.post("/v1/entries", "application/json", &batch(&[&b, &c]));
+    let answer = client.post(
+        "/v1/entries",
+        "application/json",
+        &common::json_array(&[&b, &c]),
+    );
     assert_eq!(answer.status, 503, "{}", answer.text());
     assert_eq!(answer.header("retry-after"), Some("1"));
     let results = answer.json()["results"].as_array().unwrap().clone();

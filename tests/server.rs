@@ -54,7 +54,11 @@ impl Reply {
 impl Client {
     /// `POST /v1/entries` as a JSON array of the raw texts.
     fn add_array(&self, entries: &[&[u8]]) -> Reply {
-        self.post("/v1/entries", "application/json", &json_array(entries))
+        self.post(
+            "/v1/entries",
+            "application/json",
+            &common::json_array(entries),
+        )
     }
 
     /// `POST /v1/entries` as NDJSON.
@@ -138,18 +142,6 @@ impl TileReader for HttpTiles<'_> {
             .map(|t| self.0.tile(t).map_err(ReadError::new))
             .collect()
     }
-}
-
-fn json_array(entries: &[&[u8]]) -> Vec<u8> {
-    let mut body = b"[".to_vec();
-    for (i, e) in entries.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(e);
-    }
-    body.push(b']');
-    body
 }
 
 fn parse_hashes(v: &Value) -> Vec<Hash> {
@@ -1452,9 +1444,11 @@ fn crash_kill9_cycles() {
                         let entries: Vec<SignedEntry> =
                             (0..rng.range(2, 8)).map(|_| next(&mut i)).collect();
                         let bytes: Vec<&[u8]> = entries.iter().map(SignedEntry::bytes).collect();
-                        let Ok(r) =
-                            client.try_post("/v1/entries", "application/json", &json_array(&bytes))
-                        else {
+                        let Ok(r) = client.try_post(
+                            "/v1/entries",
+                            "application/json",
+                            &common::json_array(&bytes),
+                        ) else {
                             break;
                         };
                         let mut acks = acks.lock().unwrap();

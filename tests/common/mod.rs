@@ -36,6 +36,19 @@ pub fn ts(ms: u64) -> String {
 /// The `modeltrail` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_modeltrail");
 
+/// A `POST /v1/entries` body: the entries as a JSON array, byte for byte.
+pub fn json_array(entries: &[&[u8]]) -> Vec<u8> {
+    let mut body = b"[".to_vec();
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(e);
+    }
+    body.push(b']');
+    body
+}
+
 /// A fresh, empty directory `<target tmpdir>/<test crate>/<name>`, removed by
 /// the next run.
 pub fn scratch(name: &str) -> PathBuf {
