@@ -487,22 +487,7 @@ pub(super) fn encode(segment: &str) -> String {
 /// of the directory: the project's durable replace (evidence files,
 /// openings, the token file).
 pub(super) fn write_atomically(path: &Path, data: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let name = path
-        .file_name()
-        .ok_or_else(|| anyhow!("{} is not a file path", path.display()))?;
-    let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
-    let mut file =
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(data)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    crate::store::fs::fsync_dir(dir).with_context(|| format!("syncing {}", dir.display()))
+    crate::store::fs::replace_file(path, data).map_err(anyhow::Error::new)
 }
 
 /// Reading the log's JSON answers, apart from fetching them, so that the

@@ -453,17 +453,7 @@ fn write_key(path: &Path, key: &SignerKey) -> Result<(), StartError> {
         .map_err(|e| StartError::Other(crate::error_line(e.as_ref())))
 }
 
-/// Writes a whole file and syncs it (and its directory).
+/// Writes a whole file durably (temporary file, fsync, rename, directory fsync).
 fn write_synced(path: &Path, data: &[u8]) -> Result<(), StartError> {
-    use std::io::Write as _;
-    let fail = |e: std::io::Error| StartError::Other(format!("writing {}: {e}", path.display()));
-    let mut file = std::fs::File::create(path).map_err(fail)?;
-    file.write_all(data).map_err(fail)?;
-    file.sync_all().map_err(fail)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(fail)?;
-    }
-    Ok(())
+    crate::store::fs::replace_file(path, data).map_err(|e| StartError::Other(e.to_string()))
 }

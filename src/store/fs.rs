@@ -322,21 +322,40 @@ impl FsTileStore {
     /// Atomically and durably replaces the file `name` at the root: write and
     /// fsync `tmp`, rename it over `name`, fsync the root directory.
     fn replace_root_file(&self, name: &str, tmp: &str, data: &[u8]) -> io::Result<()> {
-        let tmp = self.root.join(tmp);
-        let target = self.root.join(name);
-        let mut file = File::create(&tmp).map_err(|e| with_path(e, "creating", &tmp))?;
-        file.write_all(data)
-            .map_err(|e| with_path(e, "writing", &tmp))?;
-        file.sync_all()
-            .map_err(|e| with_path(e, "fsyncing", &tmp))?;
+        replace_file_via(&self.root.join(name), &self.root.join(tmp), data)?;
         self.stats.file_fsyncs.fetch_add(1, Ordering::Relaxed);
-        drop(file);
-        fs::rename(&tmp, &target)
-            .map_err(|e| with_path(e, "renaming a temporary file to", &target))?;
-        fsync_dir(&self.root)?;
         self.stats.dir_fsyncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// The project's one durable replace: writes and fsyncs `data` to `tmp`,
+/// renames it over `target` and fsyncs the directory, so `target` is the old
+/// or the new bytes after a crash, never a mix. `tmp` must be in `target`'s
+/// directory.
+pub(crate) fn replace_file_via(target: &Path, tmp: &Path, data: &[u8]) -> io::Result<()> {
+    let mut file = File::create(tmp).map_err(|e| with_path(e, "creating", tmp))?;
+    file.write_all(data)
+        .map_err(|e| with_path(e, "writing", tmp))?;
+    file.sync_all().map_err(|e| with_path(e, "fsyncing", tmp))?;
+    drop(file);
+    fs::rename(tmp, target).map_err(|e| with_path(e, "renaming a temporary file to", target))?;
+    match target.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => fsync_dir(dir),
+        _ => fsync_dir(Path::new(".")),
+    }
+}
+
+/// [`replace_file_via`] with the temporary file `.<name>.tmp` beside `target`.
+pub(crate) fn replace_file(target: &Path, data: &[u8]) -> io::Result<()> {
+    let name = target.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a file path", target.display()),
+        )
+    })?;
+    let tmp = target.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+    replace_file_via(target, &tmp, data)
 }
 
 /// Adds the operation and path to an I/O error's message, keeping its kind.
